@@ -1,0 +1,118 @@
+"""The `codapack` command: one subcommand per stage of the pipeline.
+
+    codapack train CONFIG --data FILE --out runs/NAME
+    codapack evaluate runs/NAME --data FILE --split test
+    codapack package runs/NAME --out submission.zip      (also python tools/package.py)
+    codapack harness submission.zip --data FILE          (also python tools/harness.py)
+    codapack leaderboard                                 (also python tools/leaderboard.py)
+    codapack demo
+"""
+
+import os
+
+import click
+import numpy as np
+
+from codapack.cli_common import command, emit_json, json_option, profile_option
+from codapack.files import atomic_path
+from codapack.profile import load_profile
+from tools import harness, leaderboard, package
+
+
+@click.group(context_settings={"show_default": True, "max_content_width": 100})
+@click.version_option(package_name="codapack")
+def main():
+    """codapack: from a competition's training data to a submission zip known to work and score.
+
+    The stages run in this order: train, evaluate, package, harness, leaderboard.
+    `codapack demo` runs them all on generated data.
+    """
+
+
+@command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path())
+@click.option("--data", "data_path", required=True, type=click.Path(), help="Competition training .npz.")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Run directory to create, e.g. runs/baseline.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@profile_option
+@json_option
+def train(config_path, data_path, out_dir, overwrite, profile_name, as_json):
+    """Train the model CONFIG describes and write a run directory."""
+    from trainer.config import load_config
+    from trainer.training import train_run
+
+    record = train_run(load_config(config_path), data_path, out_dir, load_profile(profile_name), overwrite=overwrite)
+    val = record["metrics"]["val"]
+    click.echo(f"{record['dir']}: validation accuracy {val['accuracy']:.4f}, macro F1 {val['f1_macro']:.4f} "
+               f"after {record['training']['epochs_run']} epochs in {record['training']['seconds']:.0f} s")
+    if as_json:
+        emit_json(record)
+
+
+@command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--data", "data_path", required=True, type=click.Path(), help="Labelled competition .npz.")
+@click.option("--split", default="test", type=click.Choice(("train", "val", "test", "all")),
+              help="A split of the run's saved train/val/test split, or all images of --data.")
+@json_option
+def evaluate(runs, data_path, split, as_json):
+    """Score runs on a split: accuracy, precision, recall, F1 and the confusion matrix.
+
+    Figures are saved as RUN/evaluation/SPLIT.json with a confusion-matrix PNG beside it.
+    """
+    from evaluator.evaluation import evaluate_run
+    from evaluator.metrics import format_metrics
+
+    results = []
+    for run in runs:
+        metrics = evaluate_run(run, data_path, split)
+        click.echo(f"== {run} on {split}\n{format_metrics(metrics)}\n")
+        results.append(metrics)
+    if as_json:
+        emit_json({"runs": results})
+
+
+@command()
+@click.option("--out", "out_dir", default="demo_output", type=click.Path(), help="Folder for the demo's files.")
+@click.option("--images", default=2400, help="Number of generated images.")
+def demo(out_dir, images):
+    """Run the whole pipeline offline on generated data, then print the leaderboard."""
+    from codapack.synthetic import make_dataset
+    from trainer.config import DEFAULT_CONFIG, load_config
+    from trainer.training import train_run
+
+    profile = load_profile()
+    data_path = os.path.join(out_dir, "demo_set.npz")
+    x, y = make_dataset(images, profile.input_shape, profile.num_classes, seed=0)
+    with atomic_path(data_path) as tmp:
+        np.savez(tmp, images=x, labels=y)
+    click.echo(f"[1/5] data: {data_path}: {images} generated images {x.shape[1:]} of {profile.num_classes} "
+               f"classes (codapack.synthetic: cell-like blobs, one colour and size per class)")
+    config = load_config(os.path.join(os.path.dirname(DEFAULT_CONFIG), "demo.toml"))
+    run = os.path.join(out_dir, "runs", "demo-baseline")
+    click.echo(f"[2/5] train: {config.source} -> {run}")
+    train_run(config, data_path, run, profile, overwrite=True)
+    click.echo("[3/5] evaluate on the test split")
+    from evaluator.evaluation import evaluate_run
+    from evaluator.metrics import format_metrics
+
+    click.echo(format_metrics(evaluate_run(run, data_path, "test")))
+    zip_path = os.path.join(out_dir, "submission.zip")
+    click.echo("[4/5] package")
+    click.echo(package.describe_size(package.package_runs([run], zip_path)))
+    click.echo("[5/5] harness: run the zip as the platform does, then record it")
+    result = harness.run_harness(zip_path, data_path, profile)
+    leaderboard.Leaderboard().record(result, profile.name, note="codapack demo")
+    click.echo(harness.summary_line(result))
+    click.echo("\nleaderboard:")
+    click.echo(leaderboard.format_table(leaderboard.Leaderboard().ranked(competition=profile.name)))
+    if result["verdict"] != harness.OK:
+        raise click.ClickException("the demo's submission did not pass the harness")
+
+
+main.add_command(train)
+main.add_command(evaluate)
+main.add_command(package.main, "package")
+main.add_command(harness.main, "harness")
+main.add_command(leaderboard.main, "leaderboard")
+main.add_command(demo)

@@ -1,0 +1,140 @@
+"""Stratified, seeded train/val/test splits, saved once and reused by every stage.
+
+A split is stored as JSON (indices plus the hash of the data it was made for)
+under the state folder, keyed by that hash and the profile's split settings, so
+training, evaluation and the harness all score on the same held-out images.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from codapack.files import read_json, write_json
+from codapack.errors import CodapackError, fail_for
+
+SPLIT_NAMES = ("train", "val", "test")
+STATE_ENV = "CODAPACK_HOME"
+
+
+def state_dir():
+    """The folder for codapack's own state (splits, leaderboard): $CODAPACK_HOME or ./.codapack."""
+    return os.environ.get(STATE_ENV) or os.path.join(os.getcwd(), ".codapack")
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Index arrays of one train/val/test split of one dataset.
+
+    Args:
+        data_sha256: hash of the dataset the indices refer to.
+        seed: seed the split was drawn with.
+        val_fraction: fraction held out for validation.
+        test_fraction: fraction held out for testing.
+        indices: mapping "train"/"val"/"test" to sorted int64 arrays.
+    """
+
+    data_sha256: str
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    indices: dict
+
+    @property
+    def split_id(self):
+        """Short identifier that changes when the data or the split settings change."""
+        return split_id(self.data_sha256, self.seed, self.val_fraction, self.test_fraction)
+
+    def __getitem__(self, name):
+        if name not in self.indices:
+            raise CodapackError(f"unknown split `{name}`; choose one of {', '.join(SPLIT_NAMES)}")
+        return self.indices[name]
+
+    def to_dict(self):
+        return {
+            "data_sha256": self.data_sha256,
+            "seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+            "indices": {k: v.tolist() for k, v in self.indices.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, raw):
+        return cls(
+            data_sha256=raw["data_sha256"],
+            seed=raw["seed"],
+            val_fraction=raw["val_fraction"],
+            test_fraction=raw["test_fraction"],
+            indices={k: np.asarray(v, dtype=np.int64) for k, v in raw["indices"].items()},
+        )
+
+
+def split_id(data_sha256, seed, val_fraction, test_fraction):
+    """Identifier of a split: the data hash prefix and the split settings."""
+    return f"{data_sha256[:16]}-s{seed}-v{val_fraction:g}-t{test_fraction:g}"
+
+
+def make_split(labels, data_sha256, *, seed, val_fraction, test_fraction):
+    """Draw a stratified split of `labels`.
+
+    Args:
+        labels: (n,) class ids.
+        data_sha256: hash of the data, recorded in the split.
+        seed: random seed.
+        val_fraction: fraction for validation.
+        test_fraction: fraction for test.
+
+    Returns:
+        A `Split` whose three index sets are disjoint and cover 0..n-1.
+
+    Raises:
+        CodapackError: a class has too few images to appear in every split.
+    """
+    everything = np.arange(len(labels))
+    try:
+        rest, test = train_test_split(everything, test_size=test_fraction, random_state=seed,
+                                      stratify=labels)
+        val_of_rest = val_fraction / (1.0 - test_fraction)
+        train, val = train_test_split(rest, test_size=val_of_rest, random_state=seed,
+                                      stratify=labels[rest])
+    except ValueError as exc:
+        counts = np.bincount(labels)
+        raise CodapackError(f"cannot make a stratified split: {exc}. Images per class: "
+                            f"{counts.tolist()}; every class needs a few images in each split") from None
+    indices = {name: np.sort(part).astype(np.int64) for name, part in zip(SPLIT_NAMES, (train, val, test))}
+    return Split(data_sha256, seed, val_fraction, test_fraction, indices)
+
+
+def split_for(dataset, profile, *, folder=None):
+    """Load the saved split of `dataset` under `profile`'s settings, making it on first use.
+
+    Args:
+        dataset: a validated `Dataset`.
+        profile: the competition `Profile` holding seed and fractions.
+        folder: where splits are kept; defaults to `<state_dir()>/splits`.
+
+    Returns:
+        The `Split`, identical on every call for the same data and settings.
+    """
+    folder = folder or os.path.join(state_dir(), "splits")
+    settings = dict(seed=profile.split_seed, val_fraction=profile.val_fraction,
+                    test_fraction=profile.test_fraction)
+    path = os.path.join(folder, f"{split_id(dataset.sha256, **settings)}.json")
+    if os.path.exists(path):
+        saved = load_split(path)
+        if saved.data_sha256 != dataset.sha256:
+            raise fail_for(path, "was made for different data; delete it to make a new split")
+        return saved
+    fresh = make_split(dataset.labels, dataset.sha256, **settings)
+    write_json(path, fresh.to_dict())
+    return fresh
+
+
+def load_split(path):
+    """Read a split written by `split_for`."""
+    try:
+        return Split.from_dict(read_json(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise fail_for(path, f"not a readable split file ({exc})") from None

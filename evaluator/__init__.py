@@ -1,0 +1,1 @@
+"""Evaluation of runs on local splits with scikit-learn's metrics."""

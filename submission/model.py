@@ -1,0 +1,95 @@
+"""Submission runtime: the `Model` class the platform imports.
+
+Shipped unchanged in every zip built by `tools/package.py`, next to
+`networks.py`, `manifest.json` and the members' `.weights.h5` files. It
+imports only the standard library, numpy, tensorflow and keras, and finds every
+file relative to its own location, so it works whatever folder the platform
+runs it from.
+
+Contract: `Model()` takes no arguments; `Model().predict(X)` takes an array
+(n, H, W, C) of pixels 0..255 (uint8 or float32) and returns an int64 array
+(n,) of class ids: the argmax of the weighted mean of the members' probabilities.
+"""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MANIFEST_FILE = "manifest.json"
+NETWORKS_FILE = "networks.py"
+MANIFEST_FORMAT = "codapack-submission"
+MANIFEST_VERSION = 1
+
+
+def _load_sibling_module(filename):
+    """Import a module shipped beside this file without relying on sys.path."""
+    path = os.path.join(HERE, filename)
+    spec = importlib.util.spec_from_file_location(f"codapack_submission_{filename[:-3]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read_manifest():
+    path = os.path.join(HERE, MANIFEST_FILE)
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("format_version") != MANIFEST_VERSION:
+        raise ValueError(f"{path}: not a {MANIFEST_FORMAT} manifest of version {MANIFEST_VERSION}")
+    if not manifest.get("members"):
+        raise ValueError(f"{path}: lists no members")
+    return manifest
+
+
+class _Member:
+    """One network of the ensemble, rebuilt from code and its weights file."""
+
+    def __init__(self, entry, networks, input_shape, num_classes):
+        self.name = entry["name"]
+        self.weight = float(entry.get("weight", 1.0))
+        network = networks.build_network(entry["architecture"], input_shape, num_classes,
+                                         entry.get("options"))
+        network.load_weights(os.path.join(HERE, entry["weights"]))
+        signature = tf.TensorSpec([None, *input_shape], tf.float32)
+        # One traced graph for every batch: no per-call retracing, unlike model.predict.
+        self.probabilities = tf.function(lambda x: network(x, training=False),
+                                         input_signature=[signature])
+
+
+class Model:
+    """The submission: an ensemble of one or more networks listed in the manifest."""
+
+    def __init__(self):
+        manifest = _read_manifest()
+        networks = _load_sibling_module(NETWORKS_FILE)
+        self.input_shape = tuple(manifest["input_shape"])
+        self.num_classes = len(manifest["classes"])
+        self.batch_size = int(manifest.get("batch_size", 64))
+        self.members = [_Member(entry, networks, self.input_shape, self.num_classes)
+                        for entry in manifest["members"]]
+        # Optional callable(done, total) after each batch; the local harness sets it for a progress bar.
+        self.on_progress = None
+
+    def predict_proba(self, X):
+        """Weighted mean of the members' probabilities, shape (n, num_classes)."""
+        X = np.asarray(X)
+        if X.ndim != 4 or X.shape[1:] != self.input_shape:
+            raise ValueError(f"predict expects an array of shape (n, {', '.join(map(str, self.input_shape))}); "
+                             f"received {X.shape}")
+        total_weight = sum(member.weight for member in self.members)
+        out = np.zeros((len(X), self.num_classes), dtype=np.float32)
+        for start in range(0, len(X), self.batch_size):
+            batch = X[start:start + self.batch_size].astype(np.float32)
+            for member in self.members:
+                out[start:start + len(batch)] += member.weight * member.probabilities(batch).numpy()
+            if self.on_progress is not None:
+                self.on_progress(min(start + self.batch_size, len(X)), len(X))
+        return out / total_weight
+
+    def predict(self, X):
+        """Class ids (n,) int64 for images X (n, H, W, C) of pixels 0..255."""
+        return np.argmax(self.predict_proba(X), axis=1).astype(np.int64)

@@ -1,0 +1,120 @@
+"""Shared fixtures: a tiny competition profile, generated data and isolated state.
+
+Unit tests never read ../shared; they generate 24x24 images of 4 classes.
+"""
+
+import json
+import os
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+
+from codapack.profile import load_profile
+from codapack.synthetic import make_dataset
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+TINY_PROFILE = """
+name = "tiny"
+title = "Tiny test competition"
+[input]
+shape = [24, 24, 3]
+dtypes = ["uint8", "float32"]
+min_value = 0
+max_value = 255
+[output]
+classes = ["a", "b", "c", "d"]
+[limits]
+time_limit_s = 120
+safe_upload_mb = 5
+failing_upload_mb = 10
+[platform]
+python = "3.11"
+packages = ["tensorflow==2.17.0", "keras==3.4.1", "numpy==1.26.4"]
+device = "cpu"
+workdir = "submission"
+[split]
+seed = 7
+val_fraction = 0.2
+test_fraction = 0.2
+"""
+
+TINY_CONFIG = """
+[model]
+architecture = "baseline_cnn"
+[model.options]
+filters = [8, 16]
+dense = [16]
+dropout = 0.1
+[training]
+epochs = 5
+batch_size = 16
+learning_rate = 3e-3
+seed = {seed}
+early_stopping_patience = 0
+"""
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path, monkeypatch):
+    """Every test gets its own split cache and leaderboard."""
+    monkeypatch.setenv("CODAPACK_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("CODAPACK_LEADERBOARD", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_profile_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("profile") / "tiny.toml"
+    path.write_text(TINY_PROFILE)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_profile(tiny_profile_path):
+    return load_profile(tiny_profile_path)
+
+
+def write_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory, tiny_profile):
+    """A labelled .npz of 400 generated 24x24 images, 4 classes."""
+    images, labels = make_dataset(400, tiny_profile.input_shape, tiny_profile.num_classes, seed=3)
+    return write_npz(tmp_path_factory.mktemp("data") / "tiny.npz", images=images, labels=labels)
+
+
+def write_config(folder, seed=0):
+    path = pathlib.Path(folder) / f"tiny_seed{seed}.toml"
+    path.write_text(TINY_CONFIG.format(seed=seed))
+    return str(path)
+
+
+def make_zip(path, files):
+    """A zip from {name: text or bytes}."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return str(path)
+
+
+def last_json_line(output):
+    return json.loads(output.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def chdir_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def pytest_report_header(config):
+    return f"../shared present: {SHARED.is_dir()} ({SHARED})"
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

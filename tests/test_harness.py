@@ -1,0 +1,162 @@
+"""The harness runs zips as the platform does and catches each way a submission fails.
+
+These submissions are hand-written `model.py` files using numpy only, so the
+tests exercise the harness itself without training anything.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from codapack.cli import main
+from codapack.dataset import load_dataset
+from codapack.splits import split_for
+from tests.conftest import last_json_line, make_zip
+from tools.harness import HarnessOptions, run_harness
+
+CONSTANT_MODEL = """
+import numpy as np
+class Model:
+    def __init__(self):
+        pass
+    def predict(self, X):
+        return np.full(len(X), {label}, dtype=np.int64)
+"""
+
+
+def constant_zip(tmp_path, label=1, extra=""):
+    return make_zip(tmp_path / "constant.zip", {"model.py": CONSTANT_MODEL.format(label=label) + extra})
+
+
+def test_scores_a_submission_on_the_test_split(tmp_path, tiny_data, tiny_profile):
+    result = run_harness(constant_zip(tmp_path, label=2), tiny_data, tiny_profile)
+    dataset = load_dataset(tiny_data, tiny_profile)
+    test_labels = dataset.labels[split_for(dataset, tiny_profile)["test"]]
+    assert result["verdict"] == "OK"
+    assert result["n"] == len(test_labels)
+    assert result["accuracy"] == pytest.approx(np.mean(test_labels == 2))
+    assert result["init_seconds"] >= 0 and result["peak_rss_mb"] > 10
+
+
+def test_cli_prints_json_last_and_records_leaderboard(tmp_path, tiny_data, tiny_profile_path):
+    zip_path = constant_zip(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile", tiny_profile_path,
+                                  "--split", "all", "--note", "constant"])
+    assert result.exit_code == 0, result.output
+    line = last_json_line(result.output)
+    assert {"accuracy", "precision", "recall", "f1", "n", "seconds", "verdict"} <= set(line)
+    assert line["n"] == 400 and line["accuracy"] == pytest.approx(0.25)
+    board = runner.invoke(main, ["leaderboard", "--json"])
+    entries = last_json_line(board.output)["entries"]
+    assert [e["note"] for e in entries] == ["constant"] and entries[0]["accuracy"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("body, verdict, message", [
+    ("return [0] * len(X)", "BAD_OUTPUT", "should return a numpy array; it returned builtins.list"),
+    ("return np.zeros((len(X), 1), dtype=np.int64)", "BAD_OUTPUT", "should return shape"),
+    ("return np.zeros(len(X), dtype=np.float32)", "BAD_OUTPUT", "integer class ids; it returned dtype float32"),
+    ("return np.full(len(X), 9)", "BAD_OUTPUT", "should lie in 0..3; found 9..9"),
+    ("raise RuntimeError('weights missing')", "ERROR", "RuntimeError: weights missing"),
+])
+def test_bad_outputs_and_crashes(body, verdict, message, tmp_path, tiny_data, tiny_profile):
+    source = f"import numpy as np\nclass Model:\n    def predict(self, X):\n        {body}\n"
+    result = run_harness(make_zip(tmp_path / "bad.zip", {"model.py": source}), tiny_data, tiny_profile)
+    assert result["verdict"] == verdict
+    assert message in result["error"]
+
+
+def test_importing_codapack_fails_as_on_the_platform(tmp_path, tiny_data, tiny_profile):
+    source = "from codapack.profile import load_profile\n" + CONSTANT_MODEL.format(label=0)
+    result = run_harness(make_zip(tmp_path / "leaky.zip", {"model.py": source}), tiny_data, tiny_profile)
+    assert result["verdict"] == "ERROR"
+    assert "codapack is not installed on the platform" in result["error"]
+
+
+RELATIVE_MODEL = """
+import numpy as np
+class Model:
+    def __init__(self):
+        self.label = int(open("label.txt").read())
+    def predict(self, X):
+        return np.full(len(X), self.label)
+"""
+
+
+def test_working_directory_follows_profile_or_option(tmp_path, tiny_data, tiny_profile):
+    zip_path = make_zip(tmp_path / "relative.zip", {"model.py": RELATIVE_MODEL, "label.txt": "1"})
+    assert run_harness(zip_path, tiny_data, tiny_profile)["verdict"] == "OK"
+    elsewhere = run_harness(zip_path, tiny_data, tiny_profile, HarnessOptions(workdir="elsewhere"))
+    assert elsewhere["verdict"] == "ERROR" and "label.txt" in elsewhere["error"]
+
+
+ENVIRONMENT_MODEL = """
+import os, sys
+import numpy as np
+class Model:
+    def predict(self, X):
+        assert os.environ.get("CUDA_VISIBLE_DEVICES") == "", "GPU visible"
+        assert "CODAPACK_SECRET" not in os.environ, "user environment leaked"
+        assert X.dtype == np.{dtype}, X.dtype
+        assert sys.path[0] == os.path.dirname(os.path.abspath(__file__)), sys.path
+        return np.zeros(len(X), dtype=np.int64)
+"""
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_platform_environment(dtype, tmp_path, tiny_data, tiny_profile, monkeypatch):
+    monkeypatch.setenv("CODAPACK_SECRET", "1")
+    zip_path = make_zip(tmp_path / "env.zip", {"model.py": ENVIRONMENT_MODEL.format(dtype=dtype)})
+    result = run_harness(zip_path, tiny_data, tiny_profile, HarnessOptions(dtype=dtype))
+    assert result["verdict"] == "OK", result["error"]
+
+
+SLOW_MODEL = """
+import subprocess, sys, time
+import numpy as np
+class Model:
+    def __init__(self):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open({pidfile!r}, "w").write(str(child.pid))
+    def predict(self, X):
+        time.sleep(600)
+"""
+
+
+def test_time_limit_kills_the_submission_and_its_children(tmp_path, tiny_data, tiny_profile):
+    pidfile = str(tmp_path / "child.pid")
+    zip_path = make_zip(tmp_path / "slow.zip", {"model.py": SLOW_MODEL.format(pidfile=pidfile)})
+    started = time.monotonic()
+    result = run_harness(zip_path, tiny_data, tiny_profile, HarnessOptions(time_limit_s=3))
+    assert time.monotonic() - started < 30
+    assert result["verdict"] == "TIMEOUT" and "stage `predict`" in result["error"]
+    child = int(open(pidfile).read())
+    time.sleep(0.2)
+    assert not _running(child)
+
+
+def _running(pid):
+    """True while `pid` runs; a killed process that nobody reaped yet (a zombie) does not count."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_cli_exit_code_is_1_when_verdict_is_not_ok(tmp_path, tiny_data, tiny_profile_path):
+    zip_path = make_zip(tmp_path / "crash.zip", {"model.py": "raise ImportError('no tensorflow here')"})
+    result = CliRunner().invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile", tiny_profile_path])
+    assert result.exit_code == 1
+    assert last_json_line(result.output)["verdict"] == "ERROR"
+    assert "no tensorflow here" in result.output
+
+
+def test_input_data_is_not_modified(tmp_path, tiny_data, tiny_profile):
+    before = open(tiny_data, "rb").read()
+    run_harness(constant_zip(tmp_path), tiny_data, tiny_profile)
+    assert open(tiny_data, "rb").read() == before

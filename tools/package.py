@@ -1,0 +1,146 @@
+"""Package trained runs into a submission zip: `python tools/package.py runs/A [runs/B ...] --out submission.zip`.
+
+The zip holds, at its root, the fixed runtime (`model.py`, `networks.py` from
+`submission/`), a `manifest.json` naming each member's network, options and
+weight, and each member's `.weights.h5` under `members/`.
+"""
+
+import datetime
+import json
+import os
+import zipfile
+
+import click
+
+import codapack
+from codapack.files import atomic_path, file_sha256
+from codapack.cli_common import command, emit_json, json_option
+from codapack.errors import CodapackError
+from codapack.profile import load_profile
+from trainer import run_dir
+
+SUBMISSION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "submission")
+RUNTIME_FILES = ("model.py", "networks.py")
+MANIFEST_FORMAT = "codapack-submission"
+MANIFEST_VERSION = 1
+MB = 1024 * 1024
+
+
+def build_manifest(records, weights, profile, batch_size):
+    """The manifest `submission/model.py` reads: members, their networks and weights.
+
+    Args:
+        records: run records from `trainer.run_dir.read_run`.
+        weights: one ensemble weight per record.
+        profile: the competition `Profile` all runs share.
+        batch_size: images per prediction batch in `model.py`.
+
+    Returns:
+        (manifest dict, list of (path in zip, source file) for the weights).
+    """
+    members, files = [], []
+    for i, (record, weight) in enumerate(zip(records, weights)):
+        arcname = f"members/{i:02d}-{_safe_name(record['name'])}.weights.h5"
+        network = record["network"]
+        members.append({"name": record["name"], "architecture": network["architecture"],
+                        "options": network["options"], "preprocessing": network["preprocessing"],
+                        "weights": arcname, "weight": float(weight),
+                        "split_id": record["split"]["id"], "data_sha256": record["data"]["sha256"],
+                        "trained_with": record["versions"]})
+        files.append((arcname, run_dir.weights_path(record)))
+    manifest = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
+                "competition": profile.name, "input_shape": list(profile.input_shape),
+                "classes": list(profile.classes), "batch_size": int(batch_size),
+                "members": members, "codapack": codapack.__version__,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return manifest, files
+
+
+def package_runs(run_paths, out_path, *, weights=None, batch_size=64):
+    """Write a submission zip for one run or an ensemble of runs.
+
+    Args:
+        run_paths: run directories written by `codapack train`.
+        out_path: the zip to write (atomically).
+        weights: ensemble weights, one per run; equal when None.
+        batch_size: images per prediction batch in `model.py`.
+
+    Returns:
+        A dict with `path`, `bytes`, `sha256`, `members` and the profile's size limits.
+
+    Raises:
+        CodapackError: unreadable runs, runs of different competitions, bad
+            weights, or a zip above the size at which uploads fail.
+    """
+    if not run_paths:
+        raise CodapackError("give at least one run directory to package")
+    records = [run_dir.read_run(path) for path in run_paths]
+    profile = load_profile(records[0]["profile"]["source"])
+    for record in records[1:]:
+        if record["profile"]["name"] != profile.name:
+            raise CodapackError(f"{record['dir']}: trained for competition `{record['profile']['name']}`, "
+                                f"not `{profile.name}`; an ensemble must share one competition")
+    weights = _check_weights(weights, len(records))
+    if batch_size < 1:
+        raise CodapackError(f"--batch-size should be at least 1. Received: {batch_size}")
+    manifest, weight_files = build_manifest(records, weights, profile, batch_size)
+
+    with atomic_path(out_path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in RUNTIME_FILES:
+                zf.write(os.path.join(SUBMISSION_DIR, name), name)
+            zf.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
+            for arcname, source in weight_files:
+                zf.write(source, arcname)
+        size = os.path.getsize(tmp)
+        if size >= profile.failing_upload_mb * MB:
+            raise CodapackError(f"{out_path}: the zip would be {size / MB:.1f} MB; uploads of "
+                                f"{profile.failing_upload_mb:g} MB and more fail. Use fewer or smaller members")
+        digest = file_sha256(tmp)
+    return {"path": os.path.abspath(out_path), "bytes": size, "sha256": digest,
+            "members": [m["name"] for m in manifest["members"]],
+            "safe_upload_mb": profile.safe_upload_mb, "failing_upload_mb": profile.failing_upload_mb}
+
+
+def _check_weights(weights, count):
+    if weights is None:
+        return [1.0] * count
+    if len(weights) != count or any(not w > 0 for w in weights):
+        raise CodapackError(f"--weights should give {count} positive numbers, one per run. Received: {weights}")
+    return weights
+
+
+def _safe_name(name):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "member"
+
+
+def describe_size(result):
+    size_mb = result["bytes"] / MB
+    verdict = "safe to upload" if size_mb < result["safe_upload_mb"] else "above the safe upload size"
+    return (f"{result['path']}: {size_mb:.2f} MB, {verdict} (safe below {result['safe_upload_mb']:g} MB, "
+            f"uploads fail from {result['failing_upload_mb']:g} MB)")
+
+
+@command(name="package")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_path", default="submission.zip", type=click.Path(), help="The zip to write.")
+@click.option("--weights", default=None, help="Comma-separated ensemble weights, one per run (default: equal).")
+@click.option("--batch-size", default=64, help="Images per prediction batch inside model.py.")
+@json_option
+def main(runs, out_path, weights, batch_size, as_json):
+    """Package one run, or several as an averaging ensemble, into a submission zip."""
+    parsed = None
+    if weights:
+        try:
+            parsed = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"should be comma-separated numbers. Received: {weights}") from None
+    result = package_runs(runs, out_path, weights=parsed, batch_size=batch_size)
+    click.echo(f"packaged {len(result['members'])} member(s): {', '.join(result['members'])}")
+    click.echo(describe_size(result))
+    if as_json:
+        emit_json(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training: configs, networks built by name, and run directories."""

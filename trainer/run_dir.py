@@ -1,0 +1,106 @@
+"""Run directories: what one training run leaves behind for every later stage.
+
+    runs/NAME/
+        run.json          config, network, data hash, split id, versions, metrics
+        config.toml       the config file as it was given
+        weights.weights.h5  the trained weights (rebuilt from code, see submission/networks.py)
+        history.json      per-epoch loss and accuracy
+        split.json        the indices of the train/val/test split used
+
+A run is written into a hidden sibling folder and renamed into place at the
+end, so `runs/NAME` either holds a whole run or does not exist.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+from codapack.files import read_json
+from codapack.errors import fail_for
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.toml"
+WEIGHTS_FILE = "weights.weights.h5"
+HISTORY_FILE = "history.json"
+SPLIT_FILE = "split.json"
+
+
+@contextlib.contextmanager
+def new_run_dir(path, *, overwrite=False):
+    """Yield a scratch folder that becomes `path` only if the block succeeds.
+
+    Args:
+        path: the run directory to create.
+        overwrite: replace an existing run at `path`.
+
+    Raises:
+        CodapackError: `path` exists and `overwrite` is false.
+    """
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise fail_for(path, "already exists; choose another --out or pass --overwrite")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    scratch = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".partial")
+    try:
+        yield scratch
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(scratch, path)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def read_run(path):
+    """Read a run directory's `run.json`, checking that its weights are there.
+
+    Args:
+        path: a run directory written by `codapack train`.
+
+    Returns:
+        The run record (dict) with `dir` set to the absolute path.
+
+    Raises:
+        CodapackError: not a run directory, or its files are missing or unreadable.
+    """
+    path = os.path.abspath(path)
+    record_path = os.path.join(path, RUN_FILE)
+    if not os.path.isdir(path):
+        raise fail_for(path, "no such run directory")
+    if not os.path.isfile(record_path):
+        raise fail_for(path, f"not a run directory: no {RUN_FILE}. Create one with `codapack train`")
+    try:
+        record = read_json(record_path)
+    except (OSError, ValueError) as exc:
+        raise fail_for(record_path, f"unreadable ({exc})") from None
+    for key in ("network", "profile", "data", "split"):
+        if key not in record:
+            raise fail_for(record_path, f"missing `{key}`; was it written by `codapack train`?")
+    if not os.path.isfile(os.path.join(path, WEIGHTS_FILE)):
+        raise fail_for(path, f"missing {WEIGHTS_FILE}")
+    record["dir"] = path
+    return record
+
+
+def weights_path(record):
+    """Path of the weights file of a run read by `read_run`."""
+    return os.path.join(record["dir"], WEIGHTS_FILE)
+
+
+def load_run_network(record):
+    """Rebuild a run's network from code and load its trained weights.
+
+    Args:
+        record: a run record from `read_run`.
+
+    Returns:
+        The `keras.Model`, mapping pixels 0..255 to probabilities.
+    """
+    from submission.networks import build_network
+
+    spec = record["network"]
+    network = build_network(spec["architecture"], spec["input_shape"], spec["num_classes"], spec["options"])
+    network.load_weights(weights_path(record))
+    return network
