@@ -1,7 +1,7 @@
 """The `codapack` command: one subcommand per stage of the pipeline.
 
     codapack train CONFIG --data FILE --out runs/NAME
-    codapack evaluate runs/NAME --data FILE --split test
+    codapack evaluate runs/A [runs/B ...] --data FILE --split test [--tta d4 --ensemble --robustness]
     codapack package runs/NAME --out submission.zip      (also python tools/package.py)
     codapack harness submission.zip --data FILE          (also python tools/harness.py)
     codapack leaderboard                                 (also python tools/leaderboard.py)
@@ -16,6 +16,7 @@ import numpy as np
 from codapack.cli_common import command, emit_json, json_option, profile_option
 from codapack.files import atomic_path
 from codapack.profile import load_profile
+from evaluator import cli as evaluator_cli
 from tools import harness, leaderboard, package
 
 
@@ -47,29 +48,6 @@ def train(config_path, data_path, out_dir, overwrite, profile_name, as_json):
                f"after {record['training']['epochs_run']} epochs in {record['training']['seconds']:.0f} s")
     if as_json:
         emit_json(record)
-
-
-@command()
-@click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--data", "data_path", required=True, type=click.Path(), help="Labelled competition .npz.")
-@click.option("--split", default="test", type=click.Choice(("train", "val", "test", "all")),
-              help="A split of the run's saved train/val/test split, or all images of --data.")
-@json_option
-def evaluate(runs, data_path, split, as_json):
-    """Score runs on a split: accuracy, precision, recall, F1 and the confusion matrix.
-
-    Figures are saved as RUN/evaluation/SPLIT.json with a confusion-matrix PNG beside it.
-    """
-    from evaluator.evaluation import evaluate_run
-    from evaluator.metrics import format_metrics
-
-    results = []
-    for run in runs:
-        metrics = evaluate_run(run, data_path, split)
-        click.echo(f"== {run} on {split}\n{format_metrics(metrics)}\n")
-        results.append(metrics)
-    if as_json:
-        emit_json({"runs": results})
 
 
 @command()
@@ -111,7 +89,7 @@ def demo(out_dir, images):
 
 
 main.add_command(train)
-main.add_command(evaluate)
+main.add_command(evaluator_cli.main, "evaluate")
 main.add_command(package.main, "package")
 main.add_command(harness.main, "harness")
 main.add_command(leaderboard.main, "leaderboard")

@@ -30,6 +30,8 @@ class Profile:
         time_limit_s: wall-clock limit over `Model()` plus `predict`.
         safe_upload_mb: zip size known to upload fine.
         failing_upload_mb: zip size at which uploads fail.
+        expected_test_images: images in the hidden test set, for predicting the
+            remote run's time; 0 when unknown.
         platform_python: Python version the platform runs.
         platform_packages: pinned requirements of the platform.
         platform_device: "cpu" or "gpu".
@@ -57,6 +59,7 @@ class Profile:
     split_seed: int
     val_fraction: float
     test_fraction: float
+    expected_test_images: int = 0
     source: str = ""
 
     @property
@@ -148,5 +151,6 @@ def _profile_from_toml(raw, path):
         split_seed=_field(raw, path, "split.seed", int),
         val_fraction=val,
         test_fraction=test,
+        expected_test_images=int(raw.get("limits", {}).get("expected_test_images", 0)),
         source=os.path.abspath(path),
     )

@@ -1,62 +1,33 @@
-"""Scoring a training run on a split of the data it was trained on, or on other data."""
+"""Scoring one run on a split of the data it was trained on, or on other data.
+
+Predictions go through `submission.model.Ensemble`, the class the shipped
+`model.py` uses, so a score here is the score of the packaged zip.
+"""
 
 import os
 
 import numpy as np
+from tqdm import tqdm
 
-from codapack.files import atomic_path, write_json
 from codapack.dataset import load_dataset
 from codapack.errors import CodapackError
+from codapack.files import read_json, write_json
 from codapack.profile import load_profile
 from codapack.splits import load_split
+from evaluator.ensemble import load_ensemble
 from evaluator.metrics import classification_metrics
+from evaluator.plots import save_confusion_png, save_training_curves_png
 from trainer import run_dir
 
 ALL = "all"
 
 
-def evaluate_run(path, data_path, split_name="test", *, profile=None, batch_size=128, out_dir=None):
-    """Score one run on a split and save the figures beside it.
-
-    Args:
-        path: a run directory.
-        data_path: the `.npz` to score on.
-        split_name: "train", "val" or "test" of the run's own split (the data
-            must be the data the run was trained on), or "all" for every image
-            of `data_path`.
-        profile: the `Profile`; defaults to the one the run was trained with.
-        batch_size: images per prediction batch.
-        out_dir: where to save `<split>.json` and `<split>_confusion.png`;
-            defaults to `<run>/evaluation`.
-
-    Returns:
-        The metrics dict of `evaluator.metrics.classification_metrics`, plus
-        `run`, `split` and `data_sha256`.
+def split_indices(record, dataset, split_name):
+    """Indices of `split_name` of the run's own split, or every index for "all".
 
     Raises:
-        CodapackError: the data differs from the run's and a named split was asked for.
+        CodapackError: a named split of data the run was not trained on.
     """
-    record = run_dir.read_run(path)
-    profile = profile or load_profile(record["profile"]["source"])
-    dataset = load_dataset(data_path, profile)
-    indices = _indices(record, dataset, split_name)
-    images, labels = dataset.subset(indices)
-
-    network = run_dir.load_run_network(record)
-    probabilities = network.predict(images.astype(np.float32), batch_size=batch_size,
-                                    verbose=1 if os.isatty(1) else 0)
-    metrics = classification_metrics(labels, probabilities.argmax(axis=1), profile.classes)
-    metrics.update(run=record["name"], split=split_name, data_sha256=dataset.sha256)
-
-    out_dir = out_dir or os.path.join(record["dir"], "evaluation")
-    write_json(os.path.join(out_dir, f"{split_name}.json"), metrics)
-    save_confusion_png(metrics["confusion_matrix"], profile.classes,
-                       os.path.join(out_dir, f"{split_name}_confusion.png"),
-                       title=f"{record['name']} on {split_name} (n={metrics['n']})")
-    return metrics
-
-
-def _indices(record, dataset, split_name):
     if split_name == ALL:
         return np.arange(len(dataset))
     if dataset.sha256 != record["data"]["sha256"]:
@@ -67,35 +38,51 @@ def _indices(record, dataset, split_name):
     return load_split(os.path.join(record["dir"], run_dir.SPLIT_FILE))[split_name]
 
 
-def save_confusion_png(matrix, class_names, path, *, title):
-    """Save a row-normalised confusion matrix as a PNG, counts written in each cell.
+def predict_with_progress(ensemble, images, description):
+    """`ensemble.predict_proba(images)` with a tqdm bar over its batches."""
+    with tqdm(total=len(images), desc=description, unit="img", leave=False, disable=None) as bar:
+        ensemble.on_progress = lambda done, total: bar.update(done - bar.n)
+        try:
+            return ensemble.predict_proba(images)
+        finally:
+            ensemble.on_progress = None
+
+
+def evaluate_run(path, data_path, split_name="test", *, profile=None, tta="none", out_dir=None, dataset=None):
+    """Score one run on a split and save the figures beside it.
 
     Args:
-        matrix: (k, k) counts, rows true classes, columns predictions.
-        class_names: the k class names.
-        path: the PNG to write.
-        title: the figure title.
+        path: a run directory.
+        data_path: the `.npz` to score on.
+        split_name: "train", "val" or "test" of the run's own split (the data
+            must be the data the run was trained on), or "all" for every image.
+        profile: the `Profile`; defaults to the one the run was trained with.
+        tta: a test-time augmentation policy of `submission.tta`.
+        out_dir: where to save `<split>.json`, `<split>_confusion.png` and
+            `training_curves.png`; defaults to `<run>/evaluation`.
+        dataset: the already loaded `Dataset` of `data_path`, to avoid reading it again.
+
+    Returns:
+        The metrics dict of `classification_metrics`, plus `run`, `split`,
+        `tta`, `data_sha256` and the paths of the figures.
     """
-    import matplotlib
+    record = run_dir.read_run(path)
+    profile = profile or load_profile(record["profile"]["source"])
+    dataset = dataset if dataset is not None else load_dataset(data_path, profile)
+    images, labels = dataset.subset(split_indices(record, dataset, split_name))
+    ensemble = load_ensemble([record], profile, tta=tta)
+    probabilities = predict_with_progress(ensemble, images, f"{record['name']} {split_name}")
+    metrics = classification_metrics(labels, probabilities.argmax(axis=1), profile.classes)
+    metrics.update(run=record["name"], split=split_name, tta=tta, data_sha256=dataset.sha256)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = np.asarray(matrix)
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(class_names), 0.8 + 0.8 * len(class_names)))
-    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for i in range(len(class_names)):
-        for j in range(len(class_names)):
-            ax.text(j, i, f"{rates[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center", fontsize=7,
-                    color="white" if rates[i, j] > 0.5 else "black")
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    out_dir = out_dir or os.path.join(record["dir"], "evaluation")
+    suffix = "" if tta == "none" else f"_tta-{tta}"
+    metrics["confusion_png"] = os.path.join(out_dir, f"{split_name}{suffix}_confusion.png")
+    save_confusion_png(metrics["confusion_matrix"], profile.classes, metrics["confusion_png"],
+                       title=f"{record['name']} on {split_name} (n={metrics['n']}, TTA {tta})")
+    history_path = os.path.join(record["dir"], run_dir.HISTORY_FILE)
+    if os.path.isfile(history_path):
+        metrics["curves_png"] = os.path.join(out_dir, "training_curves.png")
+        save_training_curves_png(read_json(history_path), metrics["curves_png"], title=record["name"])
+    write_json(os.path.join(out_dir, f"{split_name}{suffix}.json"), metrics)
+    return metrics

@@ -1,14 +1,15 @@
 """Submission runtime: the `Model` class the platform imports.
 
 Shipped unchanged in every zip built by `tools/package.py`, next to
-`networks.py`, `manifest.json` and the members' `.weights.h5` files. It
+`networks.py`, `tta.py`, `manifest.json` and the members' `.weights.h5` files. It
 imports only the standard library, numpy, tensorflow and keras, and finds every
 file relative to its own location, so it works whatever folder the platform
 runs it from.
 
 Contract: `Model()` takes no arguments; `Model().predict(X)` takes an array
 (n, H, W, C) of pixels 0..255 (uint8 or float32) and returns an int64 array
-(n,) of class ids: the argmax of the weighted mean of the members' probabilities.
+(n,) of class ids: the argmax of the weighted mean of the members' probabilities,
+averaged over the manifest's test-time augmentation policy (`tta.py`).
 """
 
 import importlib.util
@@ -21,6 +22,7 @@ import tensorflow as tf
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANIFEST_FILE = "manifest.json"
 NETWORKS_FILE = "networks.py"
+TTA_FILE = "tta.py"
 MANIFEST_FORMAT = "codapack-submission"
 MANIFEST_VERSION = 1
 
@@ -48,44 +50,52 @@ def _read_manifest():
 class _Member:
     """One network of the ensemble, rebuilt from code and its weights file."""
 
-    def __init__(self, entry, networks, input_shape, num_classes):
+    def __init__(self, entry, networks, input_shape, num_classes, folder):
         self.name = entry["name"]
         self.weight = float(entry.get("weight", 1.0))
         network = networks.build_network(entry["architecture"], input_shape, num_classes,
                                          entry.get("options"))
-        network.load_weights(os.path.join(HERE, entry["weights"]))
+        network.load_weights(os.path.join(folder, entry["weights"]))
         signature = tf.TensorSpec([None, *input_shape], tf.float32)
         # One traced graph for every batch: no per-call retracing, unlike model.predict.
         self.probabilities = tf.function(lambda x: network(x, training=False),
                                          input_signature=[signature])
 
 
-class Model:
-    """The submission: an ensemble of one or more networks listed in the manifest."""
+class Ensemble:
+    """Weighted mean of members' probabilities, averaged over a test-time augmentation policy.
 
-    def __init__(self):
-        manifest = _read_manifest()
-        networks = _load_sibling_module(NETWORKS_FILE)
+    Args:
+        manifest: the manifest dict (members, input_shape, classes, batch_size, tta).
+        folder: the folder member weight paths are relative to.
+        networks: the module holding `build_network`.
+        tta: the module holding `transforms`.
+    """
+
+    def __init__(self, manifest, folder, networks, tta):
         self.input_shape = tuple(manifest["input_shape"])
         self.num_classes = len(manifest["classes"])
         self.batch_size = int(manifest.get("batch_size", 64))
-        self.members = [_Member(entry, networks, self.input_shape, self.num_classes)
+        self.transforms = tta.transforms(manifest.get("tta", "none"), self.input_shape)
+        self.members = [_Member(entry, networks, self.input_shape, self.num_classes, folder)
                         for entry in manifest["members"]]
         # Optional callable(done, total) after each batch; the local harness sets it for a progress bar.
         self.on_progress = None
 
     def predict_proba(self, X):
-        """Weighted mean of the members' probabilities, shape (n, num_classes)."""
+        """Probabilities (n, num_classes) for images X (n, H, W, C) of pixels 0..255."""
         X = np.asarray(X)
         if X.ndim != 4 or X.shape[1:] != self.input_shape:
             raise ValueError(f"predict expects an array of shape (n, {', '.join(map(str, self.input_shape))}); "
                              f"received {X.shape}")
-        total_weight = sum(member.weight for member in self.members)
+        total_weight = sum(member.weight for member in self.members) * len(self.transforms)
         out = np.zeros((len(X), self.num_classes), dtype=np.float32)
         for start in range(0, len(X), self.batch_size):
             batch = X[start:start + self.batch_size].astype(np.float32)
-            for member in self.members:
-                out[start:start + len(batch)] += member.weight * member.probabilities(batch).numpy()
+            for transform in self.transforms:
+                view = np.ascontiguousarray(transform(batch))
+                for member in self.members:
+                    out[start:start + len(batch)] += member.weight * member.probabilities(view).numpy()
             if self.on_progress is not None:
                 self.on_progress(min(start + self.batch_size, len(X)), len(X))
         return out / total_weight
@@ -93,3 +103,11 @@ class Model:
     def predict(self, X):
         """Class ids (n,) int64 for images X (n, H, W, C) of pixels 0..255."""
         return np.argmax(self.predict_proba(X), axis=1).astype(np.int64)
+
+
+class Model(Ensemble):
+    """The submission: the ensemble described by the manifest shipped beside this file."""
+
+    def __init__(self):
+        super().__init__(_read_manifest(), HERE, _load_sibling_module(NETWORKS_FILE),
+                         _load_sibling_module(TTA_FILE))

@@ -59,10 +59,12 @@ def test_existing_run_is_not_overwritten(two_runs, tiny_data, tiny_profile, tmp_
 
 def test_harness_agrees_with_evaluator_on_the_test_split(two_runs, tiny_data, tmp_path):
     runner = CliRunner()
-    evaluated = runner.invoke(main, ["evaluate", two_runs[0], "--data", tiny_data, "--split", "test", "--json"])
+    evaluated = runner.invoke(main, ["evaluate", two_runs[0], "--data", tiny_data, "--split", "test",
+                                     "--out", str(tmp_path / "eval"), "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     metrics = last_json_line(evaluated.output)["runs"][0]
-    assert os.path.isfile(os.path.join(two_runs[0], "evaluation", "test_confusion.png"))
+    assert (tmp_path / "eval" / "run0" / "test_confusion.png").is_file()
+    assert (tmp_path / "eval" / "run0" / "training_curves.png").is_file()
     zip_path = str(tmp_path / "one.zip")
     packaged = runner.invoke(main, ["package", two_runs[0], "--out", zip_path, "--no-verify", "--json"])
     assert packaged.exit_code == 0, packaged.output
@@ -137,3 +139,31 @@ def test_train_cli_json_is_the_last_line(tiny_data, tiny_profile_path, tmp_path)
     assert result.exit_code == 0, result.output
     record = last_json_line(result.output)
     assert record["name"] == "cli_run" and "val" in record["metrics"]
+
+
+def test_evaluate_ensemble_tta_robustness_and_package(two_runs, tiny_data, tiny_profile, tmp_path):
+    out = tmp_path / "eval"
+    zip_path = str(tmp_path / "ensemble.zip")
+    result = CliRunner().invoke(main, ["evaluate", *two_runs, "--data", tiny_data, "--tta", "flips", "--ensemble",
+                                       "--robustness", "--package", zip_path, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = last_json_line(result.output)
+    ensemble = report["ensemble"]
+    assert ensemble["members"] and set(ensemble["members"]) <= {"run0", "run1"}
+    assert ensemble["tta"] == "flips" and ensemble["history"][-1]["accuracy"] <= 1
+    robustness = report["robustness"]
+    assert set(robustness) == {"run0", "run1", "ensemble"}
+    assert all(0 <= r["shifted_accuracy"] <= 1 and len(r["table"]) == 8 for r in robustness.values())
+    text = (out / "report.md").read_text()
+    for section in ("## Runs side by side", "## Robustness", "## Ensemble chosen by greedy selection",
+                    "![confusion matrix of run0]", "![robustness of ensemble]"):
+        assert section in text
+    assert (out / "robustness_ensemble.png").is_file() and (out / "ensemble.json").is_file()
+
+    with zipfile.ZipFile(zip_path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["tta"] == "flips" and [m["name"] for m in manifest["members"]] == ensemble["members"]
+    scored = run_harness(zip_path, tiny_data, tiny_profile)
+    assert scored["verdict"] == "OK"
+    assert scored["accuracy"] == ensemble["metrics"]["accuracy"]
+    assert scored["metrics"]["confusion_matrix"] == ensemble["metrics"]["confusion_matrix"]

@@ -17,16 +17,17 @@ from codapack.files import atomic_path, file_sha256
 from codapack.cli_common import command, emit_json, json_option
 from codapack.errors import CodapackError
 from codapack.profile import load_profile
+from submission.tta import POLICIES as TTA_POLICIES
 from trainer import run_dir
 
 SUBMISSION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "submission")
-RUNTIME_FILES = ("model.py", "networks.py")
+RUNTIME_FILES = ("model.py", "networks.py", "tta.py")
 MANIFEST_FORMAT = "codapack-submission"
 MANIFEST_VERSION = 1
 MB = 1024 * 1024
 
 
-def build_manifest(records, weights, profile, batch_size):
+def build_manifest(records, weights, profile, batch_size, tta="none"):
     """The manifest `submission/model.py` reads: members, their networks and weights.
 
     Args:
@@ -34,6 +35,7 @@ def build_manifest(records, weights, profile, batch_size):
         weights: one ensemble weight per record.
         profile: the competition `Profile` all runs share.
         batch_size: images per prediction batch in `model.py`.
+        tta: the test-time augmentation policy `model.py` applies (see submission/tta.py).
 
     Returns:
         (manifest dict, list of (path in zip, source file) for the weights).
@@ -50,13 +52,13 @@ def build_manifest(records, weights, profile, batch_size):
         files.append((arcname, run_dir.weights_path(record)))
     manifest = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
                 "competition": profile.name, "input_shape": list(profile.input_shape),
-                "classes": list(profile.classes), "batch_size": int(batch_size),
+                "classes": list(profile.classes), "batch_size": int(batch_size), "tta": tta,
                 "members": members, "codapack": codapack.__version__,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     return manifest, files
 
 
-def package_runs(run_paths, out_path, *, weights=None, batch_size=64):
+def package_runs(run_paths, out_path, *, weights=None, batch_size=64, tta="none"):
     """Write a submission zip for one run or an ensemble of runs.
 
     Args:
@@ -64,6 +66,7 @@ def package_runs(run_paths, out_path, *, weights=None, batch_size=64):
         out_path: the zip to write (atomically).
         weights: ensemble weights, one per run; equal when None.
         batch_size: images per prediction batch in `model.py`.
+        tta: the test-time augmentation policy `model.py` applies.
 
     Returns:
         A dict with `path`, `bytes`, `sha256`, `members` and the profile's size limits.
@@ -83,7 +86,9 @@ def package_runs(run_paths, out_path, *, weights=None, batch_size=64):
     weights = _check_weights(weights, len(records))
     if batch_size < 1:
         raise CodapackError(f"--batch-size should be at least 1. Received: {batch_size}")
-    manifest, weight_files = build_manifest(records, weights, profile, batch_size)
+    if tta not in TTA_POLICIES:
+        raise CodapackError(f"--tta should be one of {', '.join(TTA_POLICIES)}. Received: {tta!r}")
+    manifest, weight_files = build_manifest(records, weights, profile, batch_size, tta)
 
     with atomic_path(out_path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -127,10 +132,12 @@ def describe_size(result):
 @click.option("--out", "out_path", default="submission.zip", type=click.Path(), help="The zip to write.")
 @click.option("--weights", default=None, help="Comma-separated ensemble weights, one per run (default: equal).")
 @click.option("--batch-size", default=64, help="Images per prediction batch inside model.py.")
+@click.option("--tta", default="none", type=click.Choice(TTA_POLICIES),
+              help="Test-time augmentation model.py applies: none, flips, d4 (8 rotations/flips), shifts.")
 @click.option("--verify/--no-verify", default=True,
               help="Run the zip in the profile's pinned platform environment and compare with this one.")
 @json_option
-def main(runs, out_path, weights, batch_size, verify, as_json):
+def main(runs, out_path, weights, batch_size, tta, verify, as_json):
     """Package one run, or several as an averaging ensemble, into a submission zip.
 
     By default the zip is then verified: it runs in this environment and in the profile's pinned
@@ -143,7 +150,7 @@ def main(runs, out_path, weights, batch_size, verify, as_json):
             parsed = [float(w) for w in weights.split(",")]
         except ValueError:
             raise click.BadParameter(f"should be comma-separated numbers. Received: {weights}") from None
-    result = package_runs(runs, out_path, weights=parsed, batch_size=batch_size)
+    result = package_runs(runs, out_path, weights=parsed, batch_size=batch_size, tta=tta)
     click.echo(f"packaged {len(result['members'])} member(s): {', '.join(result['members'])}")
     click.echo(describe_size(result))
     result["verification"] = _verify(result) if verify else {"verified": False, "problem": "skipped (--no-verify)"}
