@@ -71,7 +71,7 @@ def extract_features(images, extractor="auto", *, weights=None, grid=DEFAULT_GRI
     except (ValueError, OSError) as exc:
         raise fail_for(weights, f"cannot be loaded as MobileNetV2 no-top weights ({exc})") from None
     values = _batched(images, batch_size, "features (mobilenet_v2)",
-                      lambda b: np.asarray(model(b, training=False)))
+                      lambda b: model.predict_on_batch(np.asarray(b, dtype=np.float32)))
     return Features(values, "mobilenet_v2",
                     f"mobilenet_v2: ImageNet MobileNetV2, global-average-pooled last feature map, "
                     f"weights {os.path.basename(weights)}")
