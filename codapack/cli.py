@@ -6,6 +6,8 @@
     codapack harness submission.zip --data FILE          (also python tools/harness.py)
     codapack leaderboard                                 (also python tools/leaderboard.py)
     codapack demo
+    codapack inspect FILE --out DIR                      data inspection (codapack/inspection/)
+    codapack clean FILE --report DIR --drop GROUPS --out CLEAN.npz
 """
 
 import os
@@ -15,6 +17,7 @@ import numpy as np
 
 from codapack.cli_common import command, emit_json, json_option, profile_option
 from codapack.files import atomic_path
+from codapack.inspection.commands import clean, inspect
 from codapack.profile import load_profile
 from evaluator import cli as evaluator_cli
 from tools import harness, leaderboard, package
@@ -25,7 +28,8 @@ from tools import harness, leaderboard, package
 def main():
     """codapack: from a competition's training data to a submission zip known to work and score.
 
-    The stages run in this order: train, evaluate, package, harness, leaderboard.
+    The stages run in this order: inspect and clean (optional), train, evaluate, package, harness,
+    leaderboard.
     `codapack demo` runs them all on generated data.
     """
 
@@ -94,3 +98,5 @@ main.add_command(package.main, "package")
 main.add_command(harness.main, "harness")
 main.add_command(leaderboard.main, "leaderboard")
 main.add_command(demo)
+main.add_command(inspect)
+main.add_command(clean)
