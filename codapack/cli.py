@@ -5,6 +5,7 @@
     codapack package runs/NAME --out submission.zip      (also python tools/package.py)
     codapack harness submission.zip --data FILE          (also python tools/harness.py)
     codapack leaderboard                                 (also python tools/leaderboard.py)
+    codapack submit submission.zip --competition ID --phase NAME   (also python tools/submit.py)
     codapack demo
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 from codapack.cli_common import command, emit_json, json_option, profile_option
 from codapack.files import atomic_path
 from codapack.profile import load_profile
-from tools import harness, leaderboard, package
+from tools import harness, leaderboard, package, submit
 
 
 @click.group(context_settings={"show_default": True, "max_content_width": 100})
@@ -115,4 +116,5 @@ main.add_command(evaluate)
 main.add_command(package.main, "package")
 main.add_command(harness.main, "harness")
 main.add_command(leaderboard.main, "leaderboard")
+main.add_command(submit.main, "submit")
 main.add_command(demo)
