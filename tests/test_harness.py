@@ -56,24 +56,10 @@ def test_cli_prints_json_last_and_records_leaderboard(tmp_path, tiny_data, tiny_
     assert [e["note"] for e in entries] == ["constant"] and entries[0]["accuracy"] == pytest.approx(0.25)
 
 
-@pytest.mark.parametrize("body, verdict, message", [
-    ("return [0] * len(X)", "BAD_OUTPUT", "should return a numpy array; it returned builtins.list"),
-    ("return np.zeros((len(X), 1), dtype=np.int64)", "BAD_OUTPUT", "should return shape"),
-    ("return np.zeros(len(X), dtype=np.float32)", "BAD_OUTPUT", "integer class ids; it returned dtype float32"),
-    ("return np.full(len(X), 9)", "BAD_OUTPUT", "should lie in 0..3; found 9..9"),
-    ("raise RuntimeError('weights missing')", "ERROR", "RuntimeError: weights missing"),
-])
-def test_bad_outputs_and_crashes(body, verdict, message, tmp_path, tiny_data, tiny_profile):
-    source = f"import numpy as np\nclass Model:\n    def predict(self, X):\n        {body}\n"
-    result = run_harness(make_zip(tmp_path / "bad.zip", {"model.py": source}), tiny_data, tiny_profile)
-    assert result["verdict"] == verdict
-    assert message in result["error"]
-
-
 def test_importing_codapack_fails_as_on_the_platform(tmp_path, tiny_data, tiny_profile):
     source = "from codapack.profile import load_profile\n" + CONSTANT_MODEL.format(label=0)
     result = run_harness(make_zip(tmp_path / "leaky.zip", {"model.py": source}), tiny_data, tiny_profile)
-    assert result["verdict"] == "ERROR"
+    assert result["verdict"] == "MISSING_PACKAGE"
     assert "codapack is not installed on the platform" in result["error"]
 
 
@@ -91,7 +77,7 @@ def test_working_directory_follows_profile_or_option(tmp_path, tiny_data, tiny_p
     zip_path = make_zip(tmp_path / "relative.zip", {"model.py": RELATIVE_MODEL, "label.txt": "1"})
     assert run_harness(zip_path, tiny_data, tiny_profile)["verdict"] == "OK"
     elsewhere = run_harness(zip_path, tiny_data, tiny_profile, HarnessOptions(workdir="elsewhere"))
-    assert elsewhere["verdict"] == "ERROR" and "label.txt" in elsewhere["error"]
+    assert elsewhere["verdict"] == "RELATIVE_PATH" and "opens `label.txt` relative" in elsewhere["error"]
 
 
 ENVIRONMENT_MODEL = """
@@ -152,7 +138,7 @@ def test_cli_exit_code_is_1_when_verdict_is_not_ok(tmp_path, tiny_data, tiny_pro
     zip_path = make_zip(tmp_path / "crash.zip", {"model.py": "raise ImportError('no tensorflow here')"})
     result = CliRunner().invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile", tiny_profile_path])
     assert result.exit_code == 1
-    assert last_json_line(result.output)["verdict"] == "ERROR"
+    assert last_json_line(result.output)["verdict"] == "CRASH"
     assert "no tensorflow here" in result.output
 
 

@@ -64,7 +64,7 @@ def test_harness_agrees_with_evaluator_on_the_test_split(two_runs, tiny_data, tm
     metrics = last_json_line(evaluated.output)["runs"][0]
     assert os.path.isfile(os.path.join(two_runs[0], "evaluation", "test_confusion.png"))
     zip_path = str(tmp_path / "one.zip")
-    packaged = runner.invoke(main, ["package", two_runs[0], "--out", zip_path, "--json"])
+    packaged = runner.invoke(main, ["package", two_runs[0], "--out", zip_path, "--no-verify", "--json"])
     assert packaged.exit_code == 0, packaged.output
     assert "safe to upload" in packaged.output
     harness = runner.invoke(main, ["harness", zip_path, "--data", tiny_data, "--split", "test",

@@ -34,8 +34,6 @@ def _bomb_zip(path):
     (lambda p: make_zip(p, {"model.py": MODEL, "/etc/evil": "x"}), "has an absolute path"),
     (_symlink_zip, "is a symbolic link"),
     (_bomb_zip, "likely zip bomb"),
-    (lambda p: make_zip(p, {"submission/model.py": MODEL}), "found submission/model.py: zip the folder's contents"),
-    (lambda p: make_zip(p, {"weights.h5": "x"}), "no model.py at the zip's root"),
 ])
 def test_hostile_zips_are_refused(build, problem, tmp_path):
     path = build(tmp_path / "hostile.zip")

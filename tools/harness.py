@@ -8,18 +8,14 @@ and recorded in the leaderboard; the last line printed is JSON.
 """
 
 import dataclasses
+import importlib.metadata
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 
 import click
 import numpy as np
-from tqdm import tqdm
 
 from codapack.cli_common import command, emit_json, profile_option
 from codapack.dataset import load_dataset
@@ -28,13 +24,13 @@ from codapack.files import file_sha256
 from codapack.profile import WORKDIR_CHOICES, load_profile
 from codapack.splits import SPLIT_NAMES, split_for
 from evaluator.metrics import classification_metrics
-from tools import leaderboard
-from tools.zip_safety import unpack_zip
+from tools import diagnosis, leaderboard
+from tools.diagnosis import OK
+from tools.platform_process import run_worker
+from tools.target_env import CURRENT, TARGET, resolve_python
+from tools.zip_safety import check_zip, unpack_zip
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "platform_worker.py")
-# Variables the platform's worker would also have; everything else of the user's is dropped.
-KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-OK, ERROR, TIMEOUT, BAD_OUTPUT = "OK", "ERROR", "TIMEOUT", "BAD_OUTPUT"
+MB = 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -46,14 +42,20 @@ class HarnessOptions:
         dtype: "uint8" or "float32", the dtype of the images given to predict.
         workdir: "submission" or "elsewhere"; None follows the profile.
         time_limit_s: limit over Model() plus predict; None follows the profile.
-        python: the interpreter that plays the platform; defaults to this one.
+        env: "current" (this Python) or "target" (the profile's pinned platform environment).
+        python: an explicit interpreter to play the platform; overrides `env`.
+        batch_check: how many samples to re-predict in smaller batches; 0 skips the check.
+        probabilities: also collect `predict_proba(X)` when the model has it.
     """
 
     split: str = "test"
     dtype: str = "uint8"
     workdir: str = None
     time_limit_s: float = None
-    python: str = sys.executable
+    env: str = CURRENT
+    python: str = None
+    batch_check: int = 8
+    probabilities: bool = False
 
 
 def run_harness(zip_path, data_path, profile, options=HarnessOptions()):
@@ -66,36 +68,141 @@ def run_harness(zip_path, data_path, profile, options=HarnessOptions()):
         options: `HarnessOptions`.
 
     Returns:
-        A JSON-ready dict: `verdict`, the headline metrics (`accuracy`,
-        `precision`, `recall`, `f1` are macro-averaged), `n`, `seconds`,
-        `init_seconds`, `predict_seconds`, `peak_rss_mb`, zip hash and size, and `error`.
+        A JSON-ready dict: `verdict`, `error` (the message of a failed verdict),
+        `warnings`, the headline metrics (`accuracy`; `precision`, `recall`, `f1`
+        macro-averaged), `n`, `seconds`, `init_seconds`, `predict_seconds`,
+        `peak_rss_mb`, the zip's hash, size and members, and how it was run.
     """
     dataset = load_dataset(data_path, profile)
-    if options.split == "all":
-        indices = np.arange(len(dataset))
-    else:
-        indices = split_for(dataset, profile)[options.split]
+    indices = np.arange(len(dataset)) if options.split == "all" else split_for(dataset, profile)[options.split]
     images, labels = dataset.subset(indices)
-    images = images.astype(options.dtype, copy=False)
+    result = run_submission(zip_path, images.astype(options.dtype, copy=False), profile, options)
+    predictions = result.pop("predictions", None)
+    result.pop("probabilities", None)
+    if result["verdict"] == OK:
+        metrics = classification_metrics(labels, predictions.astype(np.int64), profile.classes)
+        result.update(accuracy=metrics["accuracy"], precision=metrics["precision_macro"],
+                      recall=metrics["recall_macro"], f1=metrics["f1_macro"], metrics=metrics)
+    result.update(data_sha256=dataset.sha256, split=options.split, dtype=options.dtype)
+    return result
+
+
+def run_submission(zip_path, images, profile, options=HarnessOptions()):
+    """Run a zip on images as the platform would, without scoring.
+
+    Args:
+        zip_path: the submission zip.
+        images: the array given to `predict`.
+        profile: the competition `Profile`.
+        options: `HarnessOptions` (`split` and `dtype` are not used here).
+
+    Returns:
+        The result dict of `run_harness` without metrics, plus `predictions`
+        (and `probabilities` when asked for and available) as numpy arrays.
+
+    Raises:
+        CodapackError: the zip is missing, corrupt or hostile.
+    """
     workdir = options.workdir or profile.platform_workdir
     limit = options.time_limit_s or profile.time_limit_s
-
+    size = os.path.getsize(zip_path) if os.path.isfile(zip_path) else 0
+    result = {"verdict": OK, "error": None, "warnings": [], "n": int(len(images)), "zip": os.path.abspath(zip_path),
+              "zip_bytes": size, "env": options.env, "workdir": workdir, "time_limit_s": limit}
+    entries = check_zip(zip_path)
+    result.update(zip_sha256=file_sha256(zip_path))
+    if size >= profile.failing_upload_mb * MB:
+        return dict(result, verdict=diagnosis.TOO_LARGE,
+                    error=f"the zip is {size / MB:.1f} MB; uploads of {profile.failing_upload_mb:g} MB and more fail")
+    if size >= profile.safe_upload_mb * MB:
+        result["warnings"].append(f"the zip is {size / MB:.1f} MB, above the {profile.safe_upload_mb:g} MB known "
+                                  "to upload safely")
     with tempfile.TemporaryDirectory(prefix="codapack-harness-") as scratch:
-        submission = os.path.join(scratch, "submission")
-        os.makedirs(submission)
-        unpack_zip(zip_path, submission)
-        members = _member_names(submission)
-        cwd = submission if workdir == "submission" else os.path.join(scratch, "elsewhere")
-        os.makedirs(cwd, exist_ok=True)
-        paths = {name: os.path.join(scratch, name) for name in ("input.npy", "output.npy", "result.json")}
-        np.save(paths["input.npy"], images)
-        outcome = _run_worker(options.python, submission, paths, cwd, limit, len(images))
-        result = _judge(outcome, paths["output.npy"], labels, profile)
-
-    result.update(zip=os.path.abspath(zip_path), zip_sha256=file_sha256(zip_path),
-                  zip_bytes=os.path.getsize(zip_path), data_sha256=dataset.sha256, split=options.split,
-                  dtype=options.dtype, workdir=workdir, time_limit_s=limit, members=members)
+        submission = unpack_zip(zip_path, os.path.join(scratch, "submission"), entries)
+        result["members"] = _member_names(submission)
+        static = diagnosis.static_verdict(submission, [entry.filename for entry in entries])
+        if static:
+            return dict(result, verdict=static[0], error=static[1])
+        python = options.python or resolve_python(options.env, profile, log=_say)
+        outcome, files = _run_in(scratch, submission, images, python, workdir, limit, options)
+        result.update(_timings(outcome))
+        verdict, error = _verdict(outcome, files, submission, profile, options, len(images))
+        result.update(verdict=verdict, error=error)
+        result["warnings"] += _warnings(outcome["worker"], submission, workdir, options, profile)
+        if verdict == OK:
+            result["predictions"] = np.load(files["predictions"], allow_pickle=False)
+            if os.path.exists(files["probabilities"]):
+                result["probabilities"] = np.load(files["probabilities"], allow_pickle=False)
+        elif outcome["worker"].get("traceback") or outcome["log"]:
+            result["traceback"] = outcome["worker"].get("traceback") or outcome["log"][-3000:]
     return result
+
+
+def _run_in(scratch, submission, images, python, workdir, limit, options):
+    cwd = submission if workdir == "submission" else os.path.join(scratch, "elsewhere")
+    output = os.path.join(scratch, "output")
+    for folder in (cwd, output):
+        os.makedirs(folder, exist_ok=True)
+    files = {name: os.path.join(scratch, f"{name}.npy") for name in ("input", "predictions", "probabilities")}
+    files["result"] = os.path.join(scratch, "result.json")
+    files["watched"] = [cwd, submission, output]
+    files["metadata_before"] = diagnosis.existing_metadata_files(files["watched"])
+    np.save(files["input"], images)
+    job = {"submission_dir": submission, "input": files["input"], "predictions": files["predictions"],
+           "result": files["result"], "output_dir": output, "batch_check": options.batch_check,
+           "probabilities": files["probabilities"] if options.probabilities else None}
+    return run_worker(python, job, cwd, limit, len(images)), files
+
+
+def _verdict(outcome, files, submission, profile, options, n):
+    worker = outcome["worker"]
+    if outcome["timed_out"]:
+        return diagnosis.TIMEOUT, (f"Model() plus predict took longer than the {outcome['seconds']:.0f} s limit; "
+                                   f"killed in stage `{outcome['last_stage']}`")
+    if outcome["returncode"] != 0 or worker.get("stage") != "done":
+        return diagnosis.run_verdict(worker, submission, diagnosis.keras_file_versions(submission),
+                                     _env_keras_version(options, profile))
+    written = diagnosis.new_metadata_files(files["watched"], files["metadata_before"])
+    if written:
+        return diagnosis.METADATA_FILE, (f"the submission wrote `{os.path.basename(written[0])}` during the run; "
+                                         "Codabench reads a file of that name as a program's run command")
+    problem = diagnosis.output_problem(np.load(files["predictions"], allow_pickle=False),
+                                       worker["output_type"], n, profile.num_classes)
+    return (diagnosis.BAD_OUTPUT, problem) if problem else (OK, None)
+
+
+def _warnings(worker, submission, workdir, options, profile):
+    warnings = []
+    relative = [p for p in worker.get("relative_opens", []) if os.path.exists(os.path.join(submission, p))]
+    if relative and workdir == "submission":
+        warnings.append(f"model.py opens {', '.join(relative[:3])} relative to the working directory: it works "
+                        "here because the profile runs from the submission folder, and breaks as soon as the "
+                        "platform runs from another one (Codabench's generic worker does); use "
+                        "os.path.dirname(__file__)")
+    if worker.get("batch_consistent") is False:
+        warnings.append("predictions change with the batch they come in (" + worker["batch_detail"] + "); "
+                        "the platform may batch differently: use inference-mode layers, no per-batch statistics")
+    env_keras = _env_keras_version(options, profile)
+    for name, saved in diagnosis.keras_file_versions(submission).items():
+        if saved and env_keras and diagnosis.version_tuple(saved) > diagnosis.version_tuple(env_keras):
+            warnings.append(f"{name} was saved by Keras {saved}; the environment that ran it has {env_keras}")
+    return warnings
+
+
+def _env_keras_version(options, profile):
+    """The Keras version of the environment that runs the submission, if known."""
+    if options.env == TARGET and not options.python:
+        pins = [p.split("==", 1)[1] for p in profile.platform_packages if p.replace(" ", "").startswith("keras==")]
+        return pins[0] if pins else None
+    try:
+        return importlib.metadata.version("keras")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _timings(outcome):
+    worker = outcome["worker"]
+    return {"seconds": round(outcome["seconds"], 3), "init_seconds": _round(worker.get("init_seconds")),
+            "predict_seconds": _round(worker.get("predict_seconds")), "peak_rss_mb": _round(worker.get("peak_rss_mb"))}
 
 
 def _member_names(submission):
@@ -107,88 +214,8 @@ def _member_names(submission):
         return []
 
 
-def _run_worker(python, submission, paths, cwd, limit, n):
-    env = {key: os.environ[key] for key in KEPT_ENV if key in os.environ}
-    env.update(CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    read_fd, write_fd = os.pipe()
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [python, "-I", WORKER, submission, paths["input.npy"], paths["output.npy"], paths["result.json"],
-         str(write_fd)],
-        cwd=cwd, env=env, pass_fds=(write_fd,), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    os.close(write_fd)
-    log, stages = [], ["start"]
-    readers = [threading.Thread(target=_follow_worker, args=(read_fd, n, stages), daemon=True),
-               threading.Thread(target=lambda: log.extend(process.stdout), daemon=True)]
-    for reader in readers:
-        reader.start()
-    try:
-        process.wait(timeout=limit)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        # The whole process group: the submission may have started children of its own.
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        timed_out = True
-    for reader in readers:
-        reader.join(timeout=5)
-    seconds = time.perf_counter() - started
-    output = b"".join(log).decode("utf-8", "replace")
-    worker_result = {}
-    if os.path.exists(paths["result.json"]):
-        with open(paths["result.json"], encoding="utf-8") as f:
-            worker_result = json.load(f)
-    return {"timed_out": timed_out, "returncode": process.returncode, "seconds": seconds,
-            "log": output, "worker": worker_result, "last_stage": stages[-1]}
-
-
-def _follow_worker(read_fd, n, stages):
-    """Read the worker's stage and progress lines, showing prediction progress as a bar."""
-    with os.fdopen(read_fd) as pipe, tqdm(total=n, desc="predict", unit="img", leave=False,
-                                          disable=None) as bar:
-        for line in pipe:
-            kind, *values = line.split()
-            if kind == "stage":
-                stages.append(values[0])
-            elif kind == "progress":
-                bar.update(int(values[0]) - bar.n)
-
-
-def _judge(outcome, output_path, labels, profile):
-    worker = outcome["worker"]
-    result = {"verdict": OK, "n": int(len(labels)), "seconds": round(outcome["seconds"], 3),
-              "init_seconds": _round(worker.get("init_seconds")),
-              "predict_seconds": _round(worker.get("predict_seconds")),
-              "peak_rss_mb": _round(worker.get("peak_rss_mb")), "error": None}
-    if outcome["timed_out"]:
-        return dict(result, verdict=TIMEOUT, error=f"Model() plus predict took longer than the limit; "
-                                                   f"killed in stage `{outcome['last_stage']}`")
-    if outcome["returncode"] != 0 or worker.get("stage") != "done":
-        detail = worker.get("traceback") or outcome["log"][-3000:]
-        return dict(result, verdict=ERROR, error=worker.get("error") or "the submission process crashed",
-                    traceback=detail)
-    problem = _check_output(np.load(output_path, allow_pickle=False), worker["output_type"], len(labels),
-                            profile.num_classes)
-    if problem:
-        return dict(result, verdict=BAD_OUTPUT, error=problem)
-    predictions = np.load(output_path, allow_pickle=False).astype(np.int64)
-    metrics = classification_metrics(labels, predictions, profile.classes)
-    result.update(accuracy=metrics["accuracy"], precision=metrics["precision_macro"],
-                  recall=metrics["recall_macro"], f1=metrics["f1_macro"], metrics=metrics)
-    return result
-
-
-def _check_output(y, output_type, n, num_classes):
-    if output_type != "numpy.ndarray":
-        return f"predict should return a numpy array; it returned {output_type}"
-    if y.shape != (n,):
-        return f"predict should return shape ({n},); it returned {y.shape}"
-    if y.dtype.kind not in "iu":
-        return f"predict should return integer class ids; it returned dtype {y.dtype}"
-    if n and (y.min() < 0 or y.max() >= num_classes):
-        return f"predicted class ids should lie in 0..{num_classes - 1}; found {int(y.min())}..{int(y.max())}"
-    return None
+def _say(message):
+    click.echo(message, err=True)
 
 
 def _round(value):
@@ -197,8 +224,8 @@ def _round(value):
 
 def summary_line(result):
     if result["verdict"] != OK:
-        return f"verdict {result['verdict']}: {result['error']}"
-    return (f"verdict OK: accuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f} on {result['n']} images "
+        return f"verdict {result['verdict']} ({result['env']} environment): {result['error']}"
+    return (f"verdict OK ({result['env']} environment): accuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f} on {result['n']} images "
             f"in {result['seconds']:.1f} s (Model() {result['init_seconds']:.1f} s, predict "
             f"{result['predict_seconds']:.1f} s), peak memory {result['peak_rss_mb']:.0f} MB")
 
@@ -220,13 +247,20 @@ def summary_line(result):
 @click.option("--db", default=None, type=click.Path(), help="Leaderboard database [default: .codapack/leaderboard.sqlite].")
 @click.option("--note", default="", help="Free note stored with the leaderboard entry.")
 @click.option("--no-record", is_flag=True, help="Do not record this run in the leaderboard.")
+@click.option("--env", default=CURRENT, type=click.Choice((CURRENT, TARGET)),
+              help="Run in this Python, or in the profile's pinned platform environment (built once, cached).")
+@click.option("--batch-check", default=8, help="Samples re-predicted in smaller batches to catch batch-dependent "
+                                               "predictions; 0 skips.")
 @profile_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print only the JSON line (it is always the last line printed).")
-def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, note, no_record, profile_name, as_json):
+def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, note, no_record, env, batch_check,
+         profile_name, as_json):
     """Run a submission zip as the platform does, check its output and score it.
 
-    Exits 1 when the verdict is not OK (ERROR, TIMEOUT, BAD_OUTPUT).
+    Exits 1 unless the verdict is OK. Failed verdicts: NO_MODEL_PY, METADATA_FILE, TOO_LARGE,
+    SYNTAX_ERROR, MISSING_PACKAGE, INIT_ARGUMENTS, RELATIVE_PATH, KERAS_VERSION, DESERIALIZATION,
+    INIT_ERROR, PREDICT_ERROR, BAD_OUTPUT, TIMEOUT, CRASH.
     """
     profile = load_profile(profile_name)
     if time_limit_s is not None and time_limit_s <= 0:
@@ -236,7 +270,8 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
             raise CodapackError("--phase final scores the held-back final split and records it; "
                                 "leave out --split and --no-record")
         split = leaderboard.FINAL
-    options = HarnessOptions(split=split, dtype=dtype, workdir=workdir, time_limit_s=time_limit_s)
+    options = HarnessOptions(split=split, dtype=dtype, workdir=workdir, time_limit_s=time_limit_s, env=env,
+                             batch_check=max(batch_check, 0))
     result = run_harness(zip_path, data_path, profile, options)
     if not no_record:
         result["leaderboard_id"] = leaderboard.Leaderboard(db).record(result, profile.name, note=note, phase=phase)
@@ -245,6 +280,8 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
     if result.get("traceback"):
         click.echo(result["traceback"], err=True)
     if not as_json:
+        for warning in result["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
         click.echo(summary_line(result) if phase == leaderboard.DEVELOPMENT else leaderboard.final_summary(result))
     emit_json({k: v for k, v in result.items() if k not in ("metrics", "traceback")})
     if result["verdict"] != OK:

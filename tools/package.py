@@ -98,7 +98,8 @@ def package_runs(run_paths, out_path, *, weights=None, batch_size=64):
                                 f"{profile.failing_upload_mb:g} MB and more fail. Use fewer or smaller members")
         digest = file_sha256(tmp)
     return {"path": os.path.abspath(out_path), "bytes": size, "sha256": digest,
-            "members": [m["name"] for m in manifest["members"]],
+            "members": [m["name"] for m in manifest["members"]], "profile_source": profile.source,
+            "data_path": records[0]["data"]["path"],
             "safe_upload_mb": profile.safe_upload_mb, "failing_upload_mb": profile.failing_upload_mb}
 
 
@@ -126,9 +127,16 @@ def describe_size(result):
 @click.option("--out", "out_path", default="submission.zip", type=click.Path(), help="The zip to write.")
 @click.option("--weights", default=None, help="Comma-separated ensemble weights, one per run (default: equal).")
 @click.option("--batch-size", default=64, help="Images per prediction batch inside model.py.")
+@click.option("--verify/--no-verify", default=True,
+              help="Run the zip in the profile's pinned platform environment and compare with this one.")
 @json_option
-def main(runs, out_path, weights, batch_size, as_json):
-    """Package one run, or several as an averaging ensemble, into a submission zip."""
+def main(runs, out_path, weights, batch_size, verify, as_json):
+    """Package one run, or several as an averaging ensemble, into a submission zip.
+
+    By default the zip is then verified: it runs in this environment and in the profile's pinned
+    platform environment (built once, cached) on the same images, and must give the same labels with
+    probabilities within 1e-4. A zip that fails is renamed to OUT.rejected and the command exits 1.
+    """
     parsed = None
     if weights:
         try:
@@ -138,8 +146,33 @@ def main(runs, out_path, weights, batch_size, as_json):
     result = package_runs(runs, out_path, weights=parsed, batch_size=batch_size)
     click.echo(f"packaged {len(result['members'])} member(s): {', '.join(result['members'])}")
     click.echo(describe_size(result))
+    result["verification"] = _verify(result) if verify else {"verified": False, "problem": "skipped (--no-verify)"}
     if as_json:
         emit_json(result)
+    if result["verification"].get("rejected"):
+        raise CodapackError(f"{out_path}: failed verification in the target environment: "
+                            f"{result['verification']['problem']}. Moved to {out_path}.rejected; do not upload it")
+
+
+def _verify(result):
+    from tools.verify import sample_images, verify_zip
+
+    profile = load_profile(result["profile_source"])
+    images, where = sample_images(profile, result["data_path"])
+    say = lambda message: click.echo(message, err=True)  # noqa: E731
+    try:
+        report = verify_zip(result["path"], profile, images, log=say)
+    except CodapackError as exc:  # the target environment could not be built here
+        click.echo(f"not verified in the target environment: {exc}")
+        return {"verified": False, "problem": str(exc)}
+    report["images"] = where
+    if report["verified"]:
+        difference = report["max_probability_difference"]
+        click.echo(f"verified in the target environment ({' '.join(profile.platform_packages)}) on {where}: "
+                   f"same labels" + (f", probabilities within {difference:.1e}" if difference is not None else ""))
+        return report
+    os.replace(result["path"], result["path"] + ".rejected")
+    return dict(report, rejected=True)
 
 
 if __name__ == "__main__":

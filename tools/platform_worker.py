@@ -2,13 +2,16 @@
 
 Run by `tools/harness.py`, never imported by it: this file uses only the
 standard library and numpy, as the platform's ingestion does, so it also runs
-in a target environment where codapack is not installed.
+in the target environment where codapack is not installed.
 
-    python -I platform_worker.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json PROGRESS_FD
+    python -I platform_worker.py JOB.json PROGRESS_FD
 
-It puts only SUBMISSION_DIR on `sys.path`, blocks imports of codapack's own
-packages (the platform has none of them), then times `from model import Model;
-Model()` and `predict(X)` and writes the predictions and timings.
+JOB.json names the submission folder, the input `.npy`, where to write the
+predictions and the result, and which extra checks to run. Only the submission
+folder goes on `sys.path`; codapack's own packages cannot be imported (the
+platform has none of them). The worker times `from model import Model;
+Model()` and `predict(X)`, notes files opened by relative paths, and checks on
+a few samples that predictions do not depend on the batch they came in.
 """
 
 import importlib.abc
@@ -27,19 +30,51 @@ PROJECT_PACKAGES = ("codapack", "trainer", "evaluator", "tools", "submission")
 class BlockProjectImports(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname.split(".")[0] in PROJECT_PACKAGES:
-            raise ModuleNotFoundError(
+            error = ModuleNotFoundError(
                 f"No module named {fullname!r} (codapack is not installed on the platform; "
                 "a submission may import only what ships in its zip)")
+            error.name = fullname
+            raise error
         return None
 
 
-def main(submission_dir, input_path, output_path, result_path, progress_fd):
-    sys.meta_path.insert(0, BlockProjectImports())
-    sys.path.insert(0, submission_dir)
+def watch_relative_opens(found):
+    """Record files opened by relative paths: they resolve against whatever folder the platform runs from."""
+
+    def hook(event, args):
+        if event == "open" and args and isinstance(args[0], (str, bytes)):
+            path = os.fsdecode(args[0])
+            if path and not os.path.isabs(path) and path not in found and len(found) < 20:
+                found.append(path)
+
+    sys.addaudithook(hook)
+
+
+def batch_consistency(model, X, y, count):
+    """Predict the first `count` samples together and one by one; both must match the full run."""
     import numpy as np
 
-    X = np.load(input_path, allow_pickle=False)
-    result = {}
+    count = min(count, len(X))
+    if count == 0:
+        return True, ""
+    together = np.asarray(model.predict(X[:count])).reshape(-1)
+    alone = np.concatenate([np.asarray(model.predict(X[i:i + 1])).reshape(-1) for i in range(count)])
+    expected = np.asarray(y).reshape(-1)[:count]
+    if np.array_equal(together, expected) and np.array_equal(alone, expected):
+        return True, ""
+    return False, (f"first {count} predictions: in the full batch {expected.tolist()}, "
+                   f"as a batch of {count} {together.tolist()}, one at a time {alone.tolist()}")
+
+
+def main(job_path, progress_fd):
+    with open(job_path, encoding="utf-8") as f:
+        job = json.load(f)
+    sys.meta_path.insert(0, BlockProjectImports())
+    sys.path.insert(0, job["submission_dir"])
+    import numpy as np
+
+    X = np.load(job["input"], allow_pickle=False)
+    result = {"relative_opens": []}
     # Line protocol to the harness: "stage NAME" as each stage starts, "progress DONE TOTAL" per batch.
     channel = os.fdopen(int(progress_fd), "w", buffering=1)
 
@@ -47,6 +82,7 @@ def main(submission_dir, input_path, output_path, result_path, progress_fd):
         result["stage"] = stage
         channel.write(f"stage {stage}\n")
 
+    watch_relative_opens(result["relative_opens"])
     try:
         enter("import")
         started = time.perf_counter()
@@ -62,16 +98,25 @@ def main(submission_dir, input_path, output_path, result_path, progress_fd):
         y = model.predict(X)
         result["predict_seconds"] = time.perf_counter() - predict_started
         result["output_type"] = f"{type(y).__module__}.{type(y).__name__}"
-        np.save(output_path, np.asarray(y), allow_pickle=False)
+        np.save(job["predictions"], np.asarray(y), allow_pickle=False)
+        if job.get("probabilities") and hasattr(model, "predict_proba"):
+            np.save(job["probabilities"], np.asarray(model.predict_proba(X)), allow_pickle=False)
+        if job.get("batch_check"):
+            enter("batch_check")
+            if hasattr(model, "on_progress"):
+                model.on_progress = None  # the probe's small batches would move the bar backwards
+            result["batch_consistent"], result["batch_detail"] = batch_consistency(model, X, y, job["batch_check"])
         enter("done")
     except BaseException as exc:  # the harness reports any failure of the submission
+        result["error_type"] = type(exc).__name__
         result["error"] = f"{type(exc).__name__}: {exc}"
+        result["missing_module"] = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
         result["traceback"] = traceback.format_exc()
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    with open(result_path, "w", encoding="utf-8") as f:
+    with open(job["result"], "w", encoding="utf-8") as f:
         json.dump(result, f)
     return 0 if result["stage"] == "done" else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:6]))
+    sys.exit(main(*sys.argv[1:3]))

@@ -1,0 +1,87 @@
+"""Keras-specific failures: models that do not deserialize, files saved by a newer Keras, the course template.
+
+Each zip holds a `.keras` file made here with tiny models; the harness runs it
+in this environment (the target environment's versions are in test_target_env.py).
+"""
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import make_zip
+from tools.harness import HarnessOptions, run_harness
+
+# The course's template: load weights.keras by a relative path, predict, argmax.
+TEMPLATE_MODEL = """
+import numpy as np
+import keras
+
+
+class Model:
+    def __init__(self):
+        self.neural_network = keras.models.load_model('weights.keras')
+
+    def predict(self, X):
+        preds = self.neural_network.predict(X, verbose=0)
+        if len(preds.shape) == 2:
+            preds = np.argmax(preds, axis=1)
+        return preds
+"""
+
+
+def tiny_keras_model(lambda_layer=False):
+    inputs = keras.Input((24, 24, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0)(inputs) if lambda_layer else keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
+
+
+def keras_zip(tmp_path, model, rewrite=None):
+    path = tmp_path / "weights.keras"
+    model.save(path)
+    data = path.read_bytes()
+    if rewrite:
+        data = rewrite(path)
+    return make_zip(tmp_path / "template.zip", {"model.py": TEMPLATE_MODEL, "weights.keras": data})
+
+
+def forge_future_keras(path):
+    """The same archive, as if saved by a future Keras whose layer classes this one cannot find."""
+    out = path.with_name("future.keras")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            content = src.read(item.filename)
+            if item.filename == "metadata.json":
+                content = json.dumps(dict(json.loads(content), keras_version="99.0.0")).encode()
+            if item.filename == "config.json":
+                content = content.replace(b'"Dense"', b'"DenseFromTheFuture"')
+            dst.writestr(item, content)
+    return out.read_bytes()
+
+
+def test_course_template_runs_and_warns_about_its_relative_path(tmp_path, tiny_data, tiny_profile):
+    result = run_harness(keras_zip(tmp_path, tiny_keras_model()), tiny_data, tiny_profile)
+    assert result["verdict"] == "OK", result["error"]
+    assert result["n"] == 80 and 0 <= result["accuracy"] <= 1
+    assert any("opens weights.keras relative to the working directory" in w for w in result["warnings"])
+
+
+def test_course_template_fails_from_another_folder(tmp_path, tiny_data, tiny_profile):
+    zip_path = keras_zip(tmp_path, tiny_keras_model())
+    result = run_harness(zip_path, tiny_data, tiny_profile, HarnessOptions(workdir="elsewhere"))
+    assert result["verdict"] == "RELATIVE_PATH" and "`weights.keras`" in result["error"]
+
+
+def test_lambda_layer_does_not_deserialize(tmp_path, tiny_data, tiny_profile):
+    result = run_harness(keras_zip(tmp_path, tiny_keras_model(lambda_layer=True)), tiny_data, tiny_profile)
+    assert result["verdict"] == "DESERIALIZATION"
+    assert "Lambda layers and custom objects need their code at load time" in result["error"]
+
+
+def test_keras_file_from_a_newer_keras(tmp_path, tiny_data, tiny_profile):
+    result = run_harness(keras_zip(tmp_path, tiny_keras_model(), rewrite=forge_future_keras), tiny_data, tiny_profile)
+    assert result["verdict"] == "KERAS_VERSION"
+    assert f"weights.keras was saved by Keras 99.0.0, newer than the Keras {keras.__version__}" in result["error"]
