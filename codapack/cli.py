@@ -5,6 +5,7 @@
     codapack package runs/NAME --out submission.zip      (also python tools/package.py)
     codapack harness submission.zip --data FILE          (also python tools/harness.py)
     codapack leaderboard                                 (also python tools/leaderboard.py)
+    codapack submit submission.zip --competition ID --phase NAME   (also python tools/submit.py)
     codapack demo
     codapack inspect FILE --out DIR                      data inspection (codapack/inspection/)
     codapack clean FILE --report DIR --drop GROUPS --out CLEAN.npz
@@ -20,7 +21,7 @@ from codapack.files import atomic_path
 from codapack.inspection.commands import clean, inspect
 from codapack.profile import load_profile
 from evaluator import cli as evaluator_cli
-from tools import harness, leaderboard, package
+from tools import harness, leaderboard, package, submit
 
 
 @click.group(context_settings={"show_default": True, "max_content_width": 100})
@@ -97,6 +98,7 @@ main.add_command(evaluator_cli.main, "evaluate")
 main.add_command(package.main, "package")
 main.add_command(harness.main, "harness")
 main.add_command(leaderboard.main, "leaderboard")
+main.add_command(submit.main, "submit")
 main.add_command(demo)
 main.add_command(inspect)
 main.add_command(clean)

@@ -38,7 +38,9 @@ class Profile:
         platform_workdir: "submission" or "elsewhere" (see the TOML file).
         split_seed: seed of the stratified split.
         val_fraction: fraction of the data in the validation split.
-        test_fraction: fraction of the data in the test split.
+        test_fraction: fraction of the data held out from training (test plus final).
+        final_fraction: part of the data, carved out of the test fraction, held
+            back for the final phase (optional in the TOML file; 0: no final phase).
         source: the file the profile was read from.
     """
 
@@ -59,6 +61,7 @@ class Profile:
     split_seed: int
     val_fraction: float
     test_fraction: float
+    final_fraction: float = 0.0
     expected_test_images: int = 0
     source: str = ""
 
@@ -133,6 +136,10 @@ def _profile_from_toml(raw, path):
     test = _field(raw, path, "split.test_fraction", float)
     if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
         raise fail_for(path, "`split.val_fraction` and `split.test_fraction` should be in (0, 1) and sum below 1")
+    final = _field(raw, path, "split.final_fraction", float) if "final_fraction" in raw["split"] else 0.0
+    if not 0 <= final < test:
+        raise fail_for(path, f"`split.final_fraction` should be at least 0 and below `split.test_fraction` ({test:g}), "
+                             f"since the final images are carved out of the test images. Received: {final:g}")
     return Profile(
         name=_field(raw, path, "name", str),
         title=_field(raw, path, "title", str),
@@ -151,6 +158,7 @@ def _profile_from_toml(raw, path):
         split_seed=_field(raw, path, "split.seed", int),
         val_fraction=val,
         test_fraction=test,
+        final_fraction=final,
         expected_test_images=int(raw.get("limits", {}).get("expected_test_images", 0)),
         source=os.path.abspath(path),
     )

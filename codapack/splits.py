@@ -3,6 +3,13 @@
 A split is stored as JSON (indices plus the hash of the data it was made for)
 under the state folder, keyed by that hash and the profile's split settings, so
 training, evaluation and the harness all score on the same held-out images.
+
+When the profile sets `split.final_fraction`, a fixed, stratified part of the
+held-out images is carved out of `test` as a fourth index set, `final`: the
+local counterpart of the platform's final phase. Train and val are drawn
+exactly as without it, so runs stay comparable; only `test` shrinks. Training
+reads train and val only; only `harness --phase final` scores `final`, and the
+leaderboard hides those scores until they are revealed on purpose.
 """
 
 import dataclasses
@@ -15,6 +22,7 @@ from codapack.files import read_json, write_json
 from codapack.errors import CodapackError, fail_for
 
 SPLIT_NAMES = ("train", "val", "test")
+FINAL = "final"
 STATE_ENV = "CODAPACK_HOME"
 
 
@@ -32,7 +40,10 @@ class Split:
         seed: seed the split was drawn with.
         val_fraction: fraction held out for validation.
         test_fraction: fraction held out for testing.
-        indices: mapping "train"/"val"/"test" to sorted int64 arrays.
+        indices: mapping "train"/"val"/"test" (and "final" when
+            `final_fraction` > 0) to sorted int64 arrays.
+        final_fraction: fraction of all images held back for the final phase,
+            carved out of the test fraction; 0 means no final split.
     """
 
     data_sha256: str
@@ -40,13 +51,17 @@ class Split:
     val_fraction: float
     test_fraction: float
     indices: dict
+    final_fraction: float = 0.0
 
     @property
     def split_id(self):
         """Short identifier that changes when the data or the split settings change."""
-        return split_id(self.data_sha256, self.seed, self.val_fraction, self.test_fraction)
+        return split_id(self.data_sha256, self.seed, self.val_fraction, self.test_fraction, self.final_fraction)
 
     def __getitem__(self, name):
+        if name == FINAL and FINAL not in self.indices:
+            raise CodapackError("this split holds back no final images; set `split.final_fraction` in the "
+                                "competition profile to get a final phase")
         if name not in self.indices:
             raise CodapackError(f"unknown split `{name}`; choose one of {', '.join(SPLIT_NAMES)}")
         return self.indices[name]
@@ -57,6 +72,7 @@ class Split:
             "seed": self.seed,
             "val_fraction": self.val_fraction,
             "test_fraction": self.test_fraction,
+            "final_fraction": self.final_fraction,
             "indices": {k: v.tolist() for k, v in self.indices.items()},
         }
 
@@ -68,15 +84,17 @@ class Split:
             val_fraction=raw["val_fraction"],
             test_fraction=raw["test_fraction"],
             indices={k: np.asarray(v, dtype=np.int64) for k, v in raw["indices"].items()},
+            final_fraction=raw.get("final_fraction", 0.0),
         )
 
 
-def split_id(data_sha256, seed, val_fraction, test_fraction):
+def split_id(data_sha256, seed, val_fraction, test_fraction, final_fraction=0.0):
     """Identifier of a split: the data hash prefix and the split settings."""
-    return f"{data_sha256[:16]}-s{seed}-v{val_fraction:g}-t{test_fraction:g}"
+    final = f"-f{final_fraction:g}" if final_fraction else ""
+    return f"{data_sha256[:16]}-s{seed}-v{val_fraction:g}-t{test_fraction:g}{final}"
 
 
-def make_split(labels, data_sha256, *, seed, val_fraction, test_fraction):
+def make_split(labels, data_sha256, *, seed, val_fraction, test_fraction, final_fraction=0.0):
     """Draw a stratified split of `labels`.
 
     Args:
@@ -84,10 +102,12 @@ def make_split(labels, data_sha256, *, seed, val_fraction, test_fraction):
         data_sha256: hash of the data, recorded in the split.
         seed: random seed.
         val_fraction: fraction for validation.
-        test_fraction: fraction for test.
+        test_fraction: fraction held out from training (test plus final).
+        final_fraction: part of all images, taken out of the test fraction,
+            held back for the final phase; 0 for none.
 
     Returns:
-        A `Split` whose three index sets are disjoint and cover 0..n-1.
+        A `Split` whose index sets are disjoint and cover 0..n-1.
 
     Raises:
         CodapackError: a class has too few images to appear in every split.
@@ -99,12 +119,17 @@ def make_split(labels, data_sha256, *, seed, val_fraction, test_fraction):
         val_of_rest = val_fraction / (1.0 - test_fraction)
         train, val = train_test_split(rest, test_size=val_of_rest, random_state=seed,
                                       stratify=labels[rest])
+        parts = dict(zip(SPLIT_NAMES, (train, val, test)))
+        if final_fraction:
+            # Carved after train and val are drawn, so they are the same with or without a final split.
+            parts["test"], parts[FINAL] = train_test_split(test, test_size=final_fraction / test_fraction,
+                                                           random_state=seed, stratify=labels[test])
     except ValueError as exc:
         counts = np.bincount(labels)
         raise CodapackError(f"cannot make a stratified split: {exc}. Images per class: "
                             f"{counts.tolist()}; every class needs a few images in each split") from None
-    indices = {name: np.sort(part).astype(np.int64) for name, part in zip(SPLIT_NAMES, (train, val, test))}
-    return Split(data_sha256, seed, val_fraction, test_fraction, indices)
+    indices = {name: np.sort(part).astype(np.int64) for name, part in parts.items()}
+    return Split(data_sha256, seed, val_fraction, test_fraction, indices, final_fraction)
 
 
 def split_for(dataset, profile, *, folder=None):
@@ -120,7 +145,7 @@ def split_for(dataset, profile, *, folder=None):
     """
     folder = folder or os.path.join(state_dir(), "splits")
     settings = dict(seed=profile.split_seed, val_fraction=profile.val_fraction,
-                    test_fraction=profile.test_fraction)
+                    test_fraction=profile.test_fraction, final_fraction=profile.final_fraction)
     path = os.path.join(folder, f"{split_id(dataset.sha256, **settings)}.json")
     if os.path.exists(path):
         saved = load_split(path)

@@ -47,5 +47,6 @@ def test_kit_train_package_harness(tmp_path):
     assert scored.exit_code == 0, scored.output
     result = last_json_line(scored.output)
     print("kit harness result:", {k: result[k] for k in ("accuracy", "f1", "n", "seconds", "peak_rss_mb")})
-    assert result["verdict"] == "OK" and result["n"] == 2064
+    # 15% of 13,759 images is held out (2,064); about a third of it is the final phase's, the rest is `test`.
+    assert result["verdict"] == "OK" and 1350 < result["n"] < 1400
     assert result["accuracy"] > 0.4  # 8 classes: chance is 0.125

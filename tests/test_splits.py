@@ -50,3 +50,28 @@ def test_unknown_split_name():
     split = make_split(np.arange(40) % 2, "x", seed=0, val_fraction=0.2, test_fraction=0.2)
     with pytest.raises(CodapackError, match="unknown split `dev`"):
         split["dev"]
+
+
+def test_final_split_is_carved_out_of_test_and_leaves_train_and_val_alone():
+    labels = np.repeat(np.arange(4), [100, 200, 300, 400])
+    plain = make_split(labels, "h" * 64, seed=3, val_fraction=0.2, test_fraction=0.3)
+    phased = make_split(labels, "h" * 64, seed=3, val_fraction=0.2, test_fraction=0.3, final_fraction=0.1)
+    assert np.array_equal(plain["train"], phased["train"]) and np.array_equal(plain["val"], phased["val"])
+    assert set(phased["test"]).isdisjoint(phased["final"])
+    assert sorted(np.concatenate([phased["test"], phased["final"]]).tolist()) == plain["test"].tolist()
+    np.testing.assert_allclose(np.bincount(labels[phased["final"]]), [10, 20, 30, 40], atol=1)
+    assert phased.split_id.endswith("-f0.1") and plain.split_id.endswith("-t0.3")
+    with pytest.raises(CodapackError, match="holds back no final images"):
+        plain["final"]
+
+
+def test_profile_rejects_a_final_fraction_not_below_test(tmp_path):
+    from codapack.profile import load_profile
+    from tests.conftest import TINY_PROFILE
+
+    path = tmp_path / "p.toml"
+    path.write_text(TINY_PROFILE + "final_fraction = 0.2\n")
+    with pytest.raises(CodapackError, match="`split.final_fraction` should be at least 0 and below"):
+        load_profile(str(path))
+    path.write_text(TINY_PROFILE + "final_fraction = 0.05\n")
+    assert load_profile(str(path)).final_fraction == 0.05

@@ -38,7 +38,7 @@ class HarnessOptions:
     """How to run a submission.
 
     Args:
-        split: "train", "val", "test" (of the saved split of the data) or "all".
+        split: "train", "val", "test", "final" (of the saved split of the data) or "all".
         dtype: "uint8" or "float32", the dtype of the images given to predict.
         workdir: "submission" or "elsewhere"; None follows the profile.
         time_limit_s: limit over Model() plus predict; None follows the profile.
@@ -241,6 +241,9 @@ def summary_line(result):
               help="Working directory of the run [default: the profile's platform.workdir].")
 @click.option("--time-limit", "time_limit_s", default=None, type=float,
               help="Seconds for Model() plus predict [default: the profile's limits.time_limit_s].")
+@click.option("--phase", default=leaderboard.DEVELOPMENT, type=click.Choice(leaderboard.PHASES),
+              help="development: score --split, shown at once; final: score the held-back final split, whose "
+                   "scores the leaderboard hides until `leaderboard --reveal`.")
 @click.option("--db", default=None, type=click.Path(), help="Leaderboard database [default: .codapack/leaderboard.sqlite].")
 @click.option("--note", default="", help="Free note stored with the leaderboard entry.")
 @click.option("--no-record", is_flag=True, help="Do not record this run in the leaderboard.")
@@ -251,7 +254,7 @@ def summary_line(result):
 @profile_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print only the JSON line (it is always the last line printed).")
-def main(zip_path, data_path, split, dtype, workdir, time_limit_s, db, note, no_record, env, batch_check,
+def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, note, no_record, env, batch_check,
          profile_name, as_json):
     """Run a submission zip as the platform does, check its output and score it.
 
@@ -262,17 +265,24 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, db, note, no_
     profile = load_profile(profile_name)
     if time_limit_s is not None and time_limit_s <= 0:
         raise CodapackError(f"--time-limit should be positive. Received: {time_limit_s}")
+    if phase == leaderboard.FINAL:
+        if click.get_current_context().get_parameter_source("split").name != "DEFAULT" or no_record:
+            raise CodapackError("--phase final scores the held-back final split and records it; "
+                                "leave out --split and --no-record")
+        split = leaderboard.FINAL
     options = HarnessOptions(split=split, dtype=dtype, workdir=workdir, time_limit_s=time_limit_s, env=env,
                              batch_check=max(batch_check, 0))
     result = run_harness(zip_path, data_path, profile, options)
     if not no_record:
-        result["leaderboard_id"] = leaderboard.Leaderboard(db).record(result, profile.name, note=note)
+        result["leaderboard_id"] = leaderboard.Leaderboard(db).record(result, profile.name, note=note, phase=phase)
+    if phase == leaderboard.FINAL:
+        result = leaderboard.seal(result)
     if result.get("traceback"):
         click.echo(result["traceback"], err=True)
     if not as_json:
         for warning in result["warnings"]:
             click.echo(f"warning: {warning}", err=True)
-        click.echo(summary_line(result))
+        click.echo(summary_line(result) if phase == leaderboard.DEVELOPMENT else leaderboard.final_summary(result))
     emit_json({k: v for k, v in result.items() if k not in ("metrics", "traceback")})
     if result["verdict"] != OK:
         sys.exit(1)
