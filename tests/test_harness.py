@@ -146,3 +146,15 @@ def test_input_data_is_not_modified(tmp_path, tiny_data, tiny_profile):
     before = open(tiny_data, "rb").read()
     run_harness(constant_zip(tmp_path), tiny_data, tiny_profile)
     assert open(tiny_data, "rb").read() == before
+
+
+def test_peak_memory_is_the_submissions_not_the_harness(tmp_path, tiny_data, tiny_profile):
+    # The harness process holds a large array; a tiny submission must not be charged for it.
+    ballast = np.ones(400 * 2 ** 20, dtype=np.uint8)
+    small = run_harness(constant_zip(tmp_path), tiny_data, tiny_profile)
+    hungry = run_harness(make_zip(tmp_path / "hungry.zip", {"model.py": CONSTANT_MODEL.format(label=0) +
+                                                             "\n_ballast = __import__('numpy').ones(300 * 2 ** 20, 'uint8')\n"}),
+                         tiny_data, tiny_profile)
+    assert ballast.sum() > 0
+    assert small["peak_rss_mb"] < 200
+    assert hungry["peak_rss_mb"] - small["peak_rss_mb"] > 250

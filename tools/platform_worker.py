@@ -50,6 +50,23 @@ def watch_relative_opens(found):
     sys.addaudithook(hook)
 
 
+def peak_rss_mb():
+    """This process's peak resident memory in MB.
+
+    Linux's ru_maxrss carries the parent's peak across fork and exec, so a
+    harness holding a large dataset would be charged to the submission; VmHWM
+    belongs to this process image alone.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def batch_consistency(model, X, y, count):
     """Predict the first `count` samples together and one by one; both must match the full run."""
     import numpy as np
@@ -112,7 +129,7 @@ def main(job_path, progress_fd):
         result["error"] = f"{type(exc).__name__}: {exc}"
         result["missing_module"] = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
         result["traceback"] = traceback.format_exc()
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["peak_rss_mb"] = peak_rss_mb()
     with open(job["result"], "w", encoding="utf-8") as f:
         json.dump(result, f)
     return 0 if result["stage"] == "done" else 1

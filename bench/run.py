@@ -1,0 +1,143 @@
+"""Run every benchmark on the kit and print one table of figures and ratios.
+
+    python bench/run.py                 # the full run (under 20 minutes on 2 cores)
+    python bench/run.py --quick         # a smaller run (under 3 minutes)
+    python bench/run.py --write bench/results.md   # also record the table with date, machine, versions
+
+Each ratio compares codapack with the baseline a user would otherwise run, in
+the same process and on the same data; >1 means codapack is better.
+"""
+
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import click  # noqa: E402
+
+from bench.common import Row, format_rows, kit_path, machine_description  # noqa: E402
+
+FAST_CONFIG = """
+[model]
+architecture = "baseline_cnn"
+[model.options]
+filters = [24, 48, 96]
+dense = [64]
+dropout = 0.2
+stem_stride = 2
+[training]
+epochs = {epochs}
+batch_size = 64
+learning_rate = 2e-3
+early_stopping_patience = 0
+max_train_images = {images}
+"""
+
+
+def time_to_accuracy(data, folder, quick):
+    """From training_set.npz to a packaged zip scored by the harness: minutes and accuracy."""
+    from codapack.profile import load_profile
+    from tools.harness import run_harness
+    from tools.package import package_runs
+    from trainer.config import load_config
+    from trainer.run_dir import read_run
+    from trainer.training import train_run
+
+    profile = load_profile()
+    config_path = os.path.join(folder, "fast.toml")
+    with open(config_path, "w") as f:
+        f.write(FAST_CONFIG.format(epochs=2 if quick else 8, images=2000 if quick else 0))
+    started = time.perf_counter()
+    record = train_run(load_config(config_path), data, os.path.join(folder, "fast"), profile, overwrite=True)
+    zip_path = package_runs([record["dir"]], os.path.join(folder, "fast.zip"))["path"]
+    scored = run_harness(zip_path, data, profile)
+    minutes = (time.perf_counter() - started) / 60
+    rows = [Row("time-to-accuracy", "minutes from training_set.npz to a scored zip", minutes, "min",
+                note=f"{record['training']['epochs_run']} epochs on {record['split']['train']} images"),
+            Row("time-to-accuracy", "harness accuracy on the local test split", scored["accuracy"], "accuracy",
+                note=f"n={scored['n']}, includes the kit's randomly labelled contaminants")]
+    return rows, read_run(record["dir"])
+
+
+def training_rows(data, quick):
+    from bench.training import throughput
+    from codapack.dataset import load_dataset
+    from codapack.profile import load_profile
+
+    profile = load_profile()
+    dataset = load_dataset(data, profile)
+    count = 1024 if quick else 4096
+    images, labels = dataset.images[:count], dataset.labels[:count]
+    rows = throughput("baseline_cnn", images, labels, profile.num_classes,
+                      options={"filters": [32, 64, 128, 256], "stem_stride": 2}, label="baseline CNN")
+    if not quick:
+        from submission.networks import ARCHITECTURES
+
+        if "mobilenet_v2" in ARCHITECTURES:
+            rows += throughput("mobilenet_v2", images[:2048], labels[:2048], profile.num_classes,
+                               options={"weights": None}, label="MobileNetV2")
+    return rows
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--quick", is_flag=True, help="Smaller sizes: under 3 minutes on 2 cores.")
+@click.option("--kit", "kit_folder", default=os.path.join(tempfile.gettempdir(), "codapack-bench-kit"),
+              type=click.Path(), help="Folder holding (or to receive) the kit's training_set.npz.")
+@click.option("--write", "results_path", default=None, type=click.Path(), help="Also write the table as Markdown here.")
+@click.option("--json", "as_json", is_flag=True, help="Print every row as one JSON object last.")
+def main(quick, kit_folder, results_path, as_json):
+    """Benchmark training, inference, size and the harness against their baselines."""
+    os.environ.setdefault("CODAPACK_HOME", os.path.join(kit_folder, "state"))
+    data = kit_path(kit_folder)
+    started = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="codapack-bench-") as folder:
+        accuracy_rows, run = time_to_accuracy(data, folder, quick)
+        rows += accuracy_rows
+        from bench.inference import benchmark
+        from codapack.dataset import load_dataset
+        from codapack.profile import load_profile
+
+        images = load_dataset(data, load_profile()).images[:512 if quick else 3421]
+        rows += benchmark(run, images, quick=quick)
+        rows += training_rows(data, quick)
+        rows += _frozen_rows(data, quick)
+    seconds = time.perf_counter() - started
+    table = format_rows(rows)
+    click.echo(table)
+    click.echo(f"\n{'quick' if quick else 'full'} run in {seconds / 60:.1f} min")
+    if results_path:
+        _write_markdown(results_path, table, seconds, quick)
+    if as_json:
+        click.echo(json.dumps([dict(vars(r), ratio=r.ratio) for r in rows]))
+
+
+def _frozen_rows(data, quick):
+    """The frozen-backbone phase: cached features against the backbone run every step (bench/frozen_features.py)."""
+    try:
+        from bench.frozen_features import rows as frozen
+    except ImportError:
+        return []
+    return frozen(data, quick)
+
+
+def _write_markdown(path, table, seconds, quick):
+    machine = machine_description()
+    lines = [f"# Benchmark results ({'quick' if quick else 'full'} run)", "",
+             f"- date: {datetime.datetime.now().isoformat(timespec='minutes')}",
+             f"- machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu']}",
+             f"- versions: Python {machine['python']}, TensorFlow {machine['tensorflow']}, Keras {machine['keras']}, "
+             f"numpy {machine['numpy']}",
+             f"- wall time of the whole run: {seconds / 60:.1f} min", "",
+             "Ratios are codapack against the baseline named on the row, measured in the same process on the "
+             "same data; above 1 means codapack is better (faster, smaller, less memory).", "", "```", table, "```", ""]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
