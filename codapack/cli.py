@@ -1,6 +1,7 @@
 """The `codapack` command: one subcommand per stage of the pipeline.
 
-    codapack train CONFIG --data FILE --out runs/NAME
+    codapack train CONFIG --data FILE --out runs/NAME [--set phases.0.epochs=1] [--resume]
+    codapack models [--json]
     codapack evaluate runs/A [runs/B ...] --data FILE --split test [--tta d4 --ensemble --robustness]
     codapack package runs/NAME --out submission.zip      (also python tools/package.py)
     codapack harness submission.zip --data FILE          (also python tools/harness.py)
@@ -40,19 +41,43 @@ def main():
 @click.option("--data", "data_path", required=True, type=click.Path(), help="Competition training .npz.")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Run directory to create, e.g. runs/baseline.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+              help="Override a config value, e.g. --set phases.0.epochs=1 (repeatable).")
+@click.option("--strategy", type=click.Choice(("default", "mirrored", "multi_worker")), default=None,
+              help="tf.distribute strategy; overrides training.strategy of the config.")
+@click.option("--resume", is_flag=True, help="Continue a killed run from its last epoch checkpoint.")
 @profile_option
 @json_option
-def train(config_path, data_path, out_dir, overwrite, profile_name, as_json):
-    """Train the model CONFIG describes and write a run directory."""
-    from trainer.config import load_config
+def train(config_path, data_path, out_dir, overwrite, overrides, strategy, resume, profile_name, as_json):
+    """Train the model CONFIG describes and write a run directory.
+
+    CONFIG is a TOML file, or the name of a recipe in recipes/ (e.g. mobilenet_v2_transfer).
+    """
+    from trainer.config import load_config, resolve_config_path
     from trainer.training import train_run
 
-    record = train_run(load_config(config_path), data_path, out_dir, load_profile(profile_name), overwrite=overwrite)
+    overrides = list(overrides) + ([f"training.strategy={strategy}"] if strategy else [])
+    config = load_config(resolve_config_path(config_path), overrides)
+    record = train_run(config, data_path, out_dir, load_profile(profile_name), overwrite=overwrite, resume=resume)
     val = record["metrics"]["val"]
     click.echo(f"{record['dir']}: validation accuracy {val['accuracy']:.4f}, macro F1 {val['f1_macro']:.4f} "
                f"after {record['training']['epochs_run']} epochs in {record['training']['seconds']:.0f} s")
     if as_json:
         emit_json(record)
+
+
+@command()
+@click.option("--weights-dir", type=click.Path(), default=None, envvar="CODAPACK_WEIGHTS_DIR",
+              help="A folder of local backbone weights files to look in (env CODAPACK_WEIGHTS_DIR).")
+@json_option
+def models(weights_dir, as_json):
+    """List the network registry: name, family, input size, preprocessing, offline ImageNet weights."""
+    from trainer.zoo import format_models, list_models
+
+    rows = list_models(weights_dir)
+    click.echo(format_models(rows))
+    if as_json:
+        emit_json({"models": rows})
 
 
 @command()
@@ -95,6 +120,7 @@ def demo(out_dir, images):
 
 main.add_command(train)
 main.add_command(evaluator_cli.main, "evaluate")
+main.add_command(models)
 main.add_command(package.main, "package")
 main.add_command(harness.main, "harness")
 main.add_command(leaderboard.main, "leaderboard")

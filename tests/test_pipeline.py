@@ -36,7 +36,7 @@ def two_runs(tmp_path_factory, tiny_data, tiny_profile):
 def test_run_directory_contents(two_runs, tiny_data):
     record = run_dir.read_run(two_runs[0])
     assert sorted(os.listdir(two_runs[0])) == sorted(
-        ["run.json", "config.toml", "weights.weights.h5", "history.json", "split.json"])
+        ["run.json", "config.toml", "weights.weights.h5", "history.json", "split.json", "curves.png"])
     assert record["network"]["architecture"] == "baseline_cnn" and record["network"]["input_shape"] == [24, 24, 3]
     assert record["versions"]["keras"] and record["data"]["sha256"]
     history = json.load(open(os.path.join(two_runs[0], "history.json")))

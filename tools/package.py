@@ -21,7 +21,7 @@ from submission.tta import POLICIES as TTA_POLICIES
 from trainer import run_dir
 
 SUBMISSION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "submission")
-RUNTIME_FILES = ("model.py", "networks.py", "tta.py")
+RUNTIME_FILES = ("model.py", "networks.py", "applications.py", "scratch_networks.py", "tta.py")
 MANIFEST_FORMAT = "codapack-submission"
 MANIFEST_VERSION = 1
 MB = 1024 * 1024

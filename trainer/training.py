@@ -1,4 +1,4 @@
-"""One training run: data and split in, a run directory out."""
+"""One training run: data and split in, a run directory out, phase after phase."""
 
 import datetime
 import os
@@ -8,14 +8,21 @@ import sys
 import time
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 import codapack
-from codapack.files import write_json
 from codapack.dataset import load_dataset
+from codapack.errors import CodapackError
+from codapack.files import write_json
 from codapack.splits import split_for
 from evaluator.metrics import classification_metrics
-from trainer import run_dir
+from trainer import inputs, run_dir
+from trainer.checkpoint import Checkpoint, EpochCheckpoint, ResumableEarlyStopping, ResumablePlateau
+from trainer.curves import plot_curves
+from trainer.features import can_cache, split_at_head
+from trainer.overrides import to_toml
+from trainer.phases import compile_for, set_trainable, steps_per_epoch
+
+CURVES_FILE = "curves.png"
 
 
 def library_versions():
@@ -29,8 +36,47 @@ def library_versions():
             "numpy": np.__version__, "scikit-learn": sklearn.__version__}
 
 
-def train_run(config, data_path, out_dir, profile, *, overwrite=False):
-    """Train the network `config` describes and write a run directory.
+def make_strategy(name):
+    """The tf.distribute strategy a config names: default (one device), mirrored, multi_worker."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_for_training(config, profile):
+    """Build the config's network with its initial backbone weights; one clear error when they fail."""
+    from submission.networks import build_network
+
+    weights = {"none": None}.get(config.weights, os.path.expanduser(config.weights))
+    try:
+        return build_network(config.architecture, profile.input_shape, profile.num_classes, config.options, weights)
+    except (ValueError, TypeError, OSError) as exc:
+        raise CodapackError(f"{config.source}: cannot build `{config.architecture}` with weights "
+                            f"{config.weights!r}: {exc}") from None
+    except Exception as exc:  # Keras' download error when "imagenet" is neither cached nor reachable.
+        if config.weights != "imagenet":
+            raise
+        raise CodapackError(f"{config.source}: ImageNet weights for `{config.architecture}` are not in the Keras "
+                            f"cache and cannot be downloaded ({exc}); set `model.weights` to a local file") from None
+
+
+def prepare_train_set(config, dataset, split, profile):
+    """The train split after subsampling, offline augmentation and oversampling."""
+    indices = inputs.subsample(split["train"], dataset.labels, config.max_train_images, config.seed)
+    images, labels = dataset.subset(indices)
+    if config.augmentation.offline_per_class:
+        images, labels = inputs.augment_offline(images, labels, config.augmentation.offline_per_class, config.seed)
+    if config.oversample == "balanced":
+        images, labels = inputs.oversample(images, labels, config.seed)
+    return images, labels
+
+
+def train_run(config, data_path, out_dir, profile, *, overwrite=False, resume=False):
+    """Train the network `config` describes, phase by phase, and write a run directory.
 
     Args:
         config: a `TrainConfig`.
@@ -38,6 +84,7 @@ def train_run(config, data_path, out_dir, profile, *, overwrite=False):
         out_dir: the run directory to create.
         profile: the competition `Profile`.
         overwrite: replace an existing run directory.
+        resume: continue from the checkpoint a killed run left beside `out_dir`.
 
     Returns:
         The run record, as saved in `out_dir/run.json`.
@@ -48,31 +95,46 @@ def train_run(config, data_path, out_dir, profile, *, overwrite=False):
 
     dataset = load_dataset(data_path, profile)
     split = split_for(dataset, profile)
-    train_idx = _subsample(split["train"], dataset.labels, config.max_train_images, config.seed)
-    x_train, y_train = dataset.subset(train_idx)
+    x_train, y_train = prepare_train_set(config, dataset, split, profile)
     x_val, y_val = dataset.subset(split["val"])
+    checkpoint = Checkpoint(out_dir)
+    config_toml = to_toml(config.raw) if config.raw else ""
+    if os.path.exists(out_dir) and not overwrite:
+        raise CodapackError(f"{os.path.abspath(out_dir)}: already exists; choose another --out or pass --overwrite")
+    state = checkpoint.resume(config_toml) if resume else None
+    if state is None:
+        checkpoint.start(config_toml)
+        state = checkpoint.resume(config_toml)
 
     with run_dir.new_run_dir(out_dir, overwrite=overwrite) as scratch:
         keras.utils.set_random_seed(config.seed)
-        network = build_network(config.architecture, profile.input_shape, profile.num_classes, config.options)
-        network.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        callbacks = []
-        if config.early_stopping_patience:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True))
+        strategy = make_strategy(config.strategy)
+        with strategy.scope():
+            network = build_for_training(config, profile)
+        if state["phase"] or state["epoch"]:
+            network.set_weights(checkpoint.load_arrays("weights.npz"))
+            print(f"resuming at phase {state['phase'] + 1}, {state['epoch']} epoch(s) done", flush=True)
         print(f"training {config.architecture} on {len(y_train)} images, validating on {len(y_val)} "
               f"(split {split.split_id})", flush=True)
-        started = time.perf_counter()
-        history = network.fit(
-            _pipeline(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed),
-            validation_data=_pipeline(x_val, y_val, config.batch_size),
-            epochs=config.epochs, callbacks=callbacks, shuffle=False,  # the pipeline shuffles
-            verbose=1 if sys.stdout.isatty() else 2)
+        started, phase_log, cache = time.perf_counter(), [], {}
+        for index, phase in enumerate(config.phases):
+            if index < state["phase"]:
+                continue
+            phase_log.append(_run_phase(config, index, phase, network, strategy, checkpoint, state,
+                                        (x_train, y_train, x_val, y_val), profile, cache))
+            state.update(phase=index + 1, epoch=0, stopped=False, callbacks={})
+            checkpoint.save_arrays("weights.npz", network.get_weights())
+            checkpoint.write_state(state)
         seconds = time.perf_counter() - started
-        network.save_weights(os.path.join(scratch, run_dir.WEIGHTS_FILE))
 
-        val_probs = network.predict(_pipeline(x_val, y_val, config.batch_size), verbose=0)
+        # Saved from a fresh copy: the trained network's file would also carry optimiser state.
+        shipped = build_network(config.architecture, profile.input_shape, profile.num_classes, config.options)
+        shipped.set_weights(network.get_weights())
+        shipped.save_weights(os.path.join(scratch, run_dir.WEIGHTS_FILE))
+        shipped.compile(run_eagerly=config.run_eagerly, jit_compile=False)
+        val_probs = shipped.predict(inputs.eval_pipeline(x_val, y_val, profile.num_classes, 64), verbose=0)
+        history = _history_columns(state["history"])
+        epochs_run = len(state["history"])
         record = {
             "name": os.path.basename(os.path.abspath(out_dir)),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -80,40 +142,106 @@ def train_run(config, data_path, out_dir, profile, *, overwrite=False):
             "profile": {"name": profile.name, "source": profile.source},
             "network": {"architecture": config.architecture, "options": config.options,
                         "input_shape": list(profile.input_shape), "num_classes": profile.num_classes,
-                        "preprocessing": ARCHITECTURES[config.architecture].preprocessing},
+                        "preprocessing": ARCHITECTURES[config.architecture].preprocessing,
+                        "initial_weights": config.weights},
             "data": {"path": os.path.abspath(data_path), "sha256": dataset.sha256, "n": len(dataset)},
-            "split": {"id": split.split_id, "train": len(y_train), "val": len(y_val), "test": len(split["test"])},
-            "training": {"seconds": round(seconds, 2), "epochs_run": len(history.history["loss"]),
-                         "images_per_second": round(len(y_train) * len(history.history["loss"]) / seconds, 1)},
+            "split": {"id": split.split_id, "train": len(split["train"]), "val": len(y_val),
+                      "test": len(split["test"]), "train_used": len(y_train)},
+            "training": {"seconds": round(seconds, 2), "epochs_run": epochs_run, "resumed": bool(resume),
+                         "images_per_second": round(len(y_train) * epochs_run / max(seconds, 1e-9), 1),
+                         "phases": phase_log, "seed": config.seed, "strategy": config.strategy,
+                         "overrides": list(config.overrides)},
             "versions": library_versions(),
             "weights": run_dir.WEIGHTS_FILE,
             "metrics": {"val": classification_metrics(y_val, val_probs.argmax(axis=1), profile.classes)},
         }
-        history_record = {key: [float(v) for v in values] for key, values in history.history.items()}
-        write_json(os.path.join(scratch, run_dir.HISTORY_FILE), history_record)
+        write_json(os.path.join(scratch, run_dir.HISTORY_FILE), history)
+        plot_curves(history, os.path.join(scratch, CURVES_FILE), title=f"{record['name']} ({config.architecture})")
         write_json(os.path.join(scratch, run_dir.SPLIT_FILE), split.to_dict())
         write_json(os.path.join(scratch, run_dir.RUN_FILE), record)
-        if config.source:
-            shutil.copyfile(config.source, os.path.join(scratch, run_dir.CONFIG_FILE))
+        _write_config(config, config_toml, os.path.join(scratch, run_dir.CONFIG_FILE))
+    checkpoint.remove()
     record["dir"] = os.path.abspath(out_dir)
     return record
 
 
-def _subsample(indices, labels, limit, seed):
-    """A stratified subset of `indices` of size `limit` (all of them when limit is 0 or larger)."""
-    if not limit or limit >= len(indices):
-        return indices
-    kept, _ = train_test_split(indices, train_size=limit, random_state=seed, stratify=labels[indices])
-    return np.sort(kept)
+def _run_phase(config, index, phase, network, strategy, checkpoint, state, data, profile, cache):
+    """Fit one phase (on cached features when it can), resuming mid-phase from the checkpoint."""
+    x_train, y_train, x_val, y_val = data
+    set_trainable(network, phase)
+    resuming = index == state["phase"] and state["epoch"] > 0
+    if resuming and state.get("stopped"):
+        return {"name": phase.name, "skipped": "stopped early before the restart"}
+    cached = can_cache(config, phase, network)
+    model = network
+    num_classes = profile.num_classes
+    if cached:
+        if "train" not in cache:
+            extractor, cache["head"] = split_at_head(network)
+            started = time.perf_counter()
+            cache["train"] = extractor.predict(inputs.eval_pipeline(x_train, y_train, num_classes, 128), verbose=0)
+            cache["val"] = extractor.predict(inputs.eval_pipeline(x_val, y_val, num_classes, 128), verbose=0)
+            print(f"phase {phase.name}: backbone features computed once in {time.perf_counter() - started:.1f} s; "
+                  f"training the head on them", flush=True)
+        model = cache["head"]
+        train_ds = inputs.array_pipeline(cache["train"], y_train, num_classes, phase.batch_size, shuffle=True,
+                                         seed=config.seed + index)
+        val_ds = inputs.array_pipeline(cache["val"], y_val, num_classes, phase.batch_size)
+    else:
+        train_ds = inputs.train_pipeline(x_train, y_train, num_classes, phase.batch_size, config.augmentation,
+                                         config.seed + index)
+        val_ds = inputs.eval_pipeline(x_val, y_val, num_classes, phase.batch_size)
+    with strategy.scope():
+        compile_for(model, phase, steps_per_epoch(len(y_train), phase.batch_size), config.label_smoothing,
+                    config.run_eagerly)
+        if resuming:
+            _restore_optimizer(model, checkpoint)
+    saved = state["callbacks"] if resuming else {}
+    stateful = {}
+    if phase.early_stopping_patience:
+        stateful["early_stopping"] = ResumableEarlyStopping(
+            checkpoint, saved.get("early_stopping"), monitor="val_loss", patience=phase.early_stopping_patience,
+            restore_best_weights=True)
+    if phase.schedule == "plateau":
+        stateful["plateau"] = ResumablePlateau(saved.get("plateau"), monitor="val_loss", factor=phase.plateau_factor,
+                                               patience=phase.plateau_patience, min_lr=phase.min_learning_rate)
+    callbacks = [*stateful.values(), EpochCheckpoint(checkpoint, state, network, stateful)]
+    class_weight = inputs.balanced_class_weights(y_train, num_classes) if config.class_weights == "balanced" else None
+    print(f"phase {index + 1}/{len(config.phases)} `{phase.name}`: trainable {phase.trainable} "
+          f"({len(model.trainable_weights)} weight tensors), {phase.optimizer} lr {phase.learning_rate:g} "
+          f"{phase.schedule}, batch {phase.batch_size}, {phase.epochs} epochs", flush=True)
+    started = time.perf_counter()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
+                        initial_epoch=state["epoch"] if resuming else 0, callbacks=callbacks,
+                        class_weight=class_weight, shuffle=False,  # the pipeline shuffles
+                        verbose=1 if sys.stdout.isatty() else 2)
+    return {"name": phase.name, "trainable": phase.trainable, "cached_features": cached,
+            "epochs_run": len(history.history.get("loss", [])), "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _pipeline(images, labels, batch_size, *, shuffle=False, seed=0):
-    """A tf.data pipeline that keeps uint8 in memory and casts to float32 per batch."""
-    import tensorflow as tf
+def _restore_optimizer(model, checkpoint):
+    """Rebuild the optimiser's variables and load the values saved after the last epoch."""
+    model.optimizer.build(model.trainable_variables)
+    saved = checkpoint.load_arrays("optimizer.npz")
+    variables = model.optimizer.variables
+    if len(saved) != len(variables):
+        raise CodapackError(f"{checkpoint.path}: the optimiser state does not match this network; "
+                            f"train without --resume")
+    for variable, value in zip(variables, saved):
+        variable.assign(value)
 
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    if shuffle:
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y),
-                                  num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+
+def _history_columns(epochs):
+    """Per-epoch dicts -> {metric: [value per epoch]} (with the phase index of each epoch)."""
+    keys = [key for key in (epochs[0] if epochs else {})]
+    return {key: [epoch.get(key) for epoch in epochs] for key in keys}
+
+
+def _write_config(config, config_toml, path):
+    if config_toml:
+        header = f"# Effective config of this run: {config.source}"
+        header += "".join(f"\n# --set {override}" for override in config.overrides)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(header + "\n\n" + config_toml)
+    elif config.source:
+        shutil.copyfile(config.source, path)
