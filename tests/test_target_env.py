@@ -6,6 +6,7 @@ the package index.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -18,8 +19,13 @@ from codapack.cli import main
 from codapack.dataset import load_dataset
 from codapack.splits import split_for
 from submission.networks import ARCHITECTURES
-from tests.conftest import make_zip, write_config
+from tests.conftest import make_zip
 from tests.test_harness_keras import TEMPLATE_MODEL, tiny_keras_model
+from tests.test_zoo_registry import (APPLICATION_OPTIONS, FULL_ZOO, ONE_STEP, RELOADED, SMALL_OPTIONS,  # noqa: F401
+                                     roomy_profile)
+
+# One network per family and preprocessing mode; every registry entry with CODAPACK_FULL_ZOO=1.
+COMPARED = sorted(name for name in ARCHITECTURES if FULL_ZOO or name in RELOADED)
 from tools.harness import HarnessOptions, run_harness
 from tools.package import package_runs
 from tools.target_env import ensure_target_env
@@ -54,15 +60,14 @@ def test_target_environment_has_the_pinned_versions(target_python, tiny_profile)
 
 
 @pytest.fixture(scope="module")
-def zoo_zip(tmp_path_factory, tiny_data, tiny_profile):
-    """One briefly trained run per registered architecture, packaged as one zip."""
+def zoo_zip(tmp_path_factory, tiny_data, roomy_profile):
+    """One run per compared architecture, one training step each, packaged together as one zip."""
     folder = tmp_path_factory.mktemp("zoo")
     runs = []
-    for name in sorted(ARCHITECTURES):
-        config = load_config(write_config(folder))
-        config = type(config)(**{**config.to_dict(), "architecture": name, "options": {}, "epochs": 1,
-                                 "max_train_images": 64})
-        runs.append(train_run(config, tiny_data, str(folder / name), tiny_profile)["dir"])
+    for name in COMPARED:
+        config = folder / f"{name}.toml"
+        config.write_text(ONE_STEP.format(name=name, options=SMALL_OPTIONS.get(name, APPLICATION_OPTIONS)))
+        runs.append(train_run(load_config(str(config)), tiny_data, str(folder / name), roomy_profile)["dir"])
     return {"zip": package_runs(runs, str(folder / "zoo.zip"))["path"], "runs": runs}
 
 
@@ -81,15 +86,17 @@ def test_every_architecture_predicts_the_same_in_the_target_environment(zoo_zip,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         outputs[env] = np.load(out)
-    assert sorted(outputs["target"].files) == sorted(ARCHITECTURES)
-    for name in ARCHITECTURES:
+    assert sorted(outputs["target"].files) == COMPARED
+    for name in COMPARED:
         current, target = outputs["current"][name], outputs["target"][name]
         assert np.array_equal(current.argmax(axis=1), target.argmax(axis=1)), name
         assert np.max(np.abs(current - target)) <= 1e-4, name
 
 
-def test_zoo_zip_scores_the_same_through_the_harness(zoo_zip, target_python, tiny_data, tiny_profile):
-    scores = {env: run_harness(zoo_zip["zip"], tiny_data, tiny_profile, HarnessOptions(env=env, workdir="elsewhere"))
+def test_a_zip_scores_the_same_through_the_harness(zoo_zip, target_python, tiny_data, roomy_profile, tmp_path):
+    small = [run for run in zoo_zip["runs"] if os.path.basename(run) in ("baseline_cnn", "mobilenet_v2")]
+    zip_path = package_runs(small, str(tmp_path / "pair.zip"))["path"]
+    scores = {env: run_harness(zip_path, tiny_data, roomy_profile, HarnessOptions(env=env, workdir="elsewhere"))
               for env in ("current", "target")}
     assert scores["target"]["verdict"] == "OK", scores["target"]["error"]
     assert scores["target"]["accuracy"] == scores["current"]["accuracy"]

@@ -60,13 +60,18 @@ def _load_zip_model(zip_path, folder):
     return module.Model()
 
 
-# One per preprocessing mode and builder family: their zips are also loaded and must predict
-# exactly what the trainer measured (tracing every big backbone's inference would double the cost).
-RELOADED = {"baseline_cnn", "unet_classifier", "multibranch_cnn", "mobilenet_v2", "vgg16", "inception_v3",
-            "efficientnet_b0", "mobilenet_v3_small"}
+# One per builder family and preprocessing mode (tf, caffe, builtin, EfficientNet's normalisation):
+# these always run, and their zips are loaded and must predict exactly what the trainer measured.
+# Every other entry costs 10 to 135 s on 2 CPU cores (24 entries: 11 min), so they run when
+# CODAPACK_FULL_ZOO=1 is set.
+RELOADED = {"baseline_cnn", "unet_classifier", "multibranch_cnn", "mobilenet_v2", "vgg16", "efficientnet_b0",
+            "mobilenet_v3_small"}
+FULL_ZOO = os.environ.get("CODAPACK_FULL_ZOO") == "1"
 
 
-@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.skipif(
+    not FULL_ZOO and name not in RELOADED, reason="set CODAPACK_FULL_ZOO=1 to train every registry entry"))
+    for name in sorted(ARCHITECTURES)])
 def test_entry_trains_one_step_and_packages(name, tiny_data, roomy_profile, tmp_path):
     options = SMALL_OPTIONS.get(name, APPLICATION_OPTIONS)
     config_path = tmp_path / "one_step.toml"

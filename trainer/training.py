@@ -1,6 +1,7 @@
 """One training run: data and split in, a run directory out, phase after phase."""
 
 import datetime
+import glob
 import os
 import platform
 import shutil
@@ -102,6 +103,10 @@ def train_run(config, data_path, out_dir, profile, *, overwrite=False, resume=Fa
     if os.path.exists(out_dir) and not overwrite:
         raise CodapackError(f"{os.path.abspath(out_dir)}: already exists; choose another --out or pass --overwrite")
     state = checkpoint.resume(config_toml) if resume else None
+    if resume:  # a killed run cannot clean its scratch folder; the resumed one does
+        name = os.path.basename(os.path.abspath(out_dir))
+        for stale in glob.glob(os.path.join(os.path.dirname(os.path.abspath(out_dir)), f".{name}.*.partial")):
+            shutil.rmtree(stale, ignore_errors=True)
     if state is None:
         checkpoint.start(config_toml)
         state = checkpoint.resume(config_toml)
