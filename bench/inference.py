@@ -17,26 +17,12 @@ import numpy as np
 
 from bench.common import Row
 from codapack.profile import load_profile
+from tools.course_template import COURSE_TEMPLATE_MODEL
 from tools.harness import HarnessOptions, run_submission
 from tools.package import package_runs
 from tools.platform_process import run_worker
 from trainer.run_dir import load_run_network
 
-TEMPLATE = '''
-import numpy as np
-import keras
-
-
-class Model:
-    def __init__(self):
-        self.neural_network = keras.models.load_model("weights.keras")
-
-    def predict(self, X):
-        preds = self.neural_network.predict(X, verbose=0)
-        if len(preds.shape) == 2:
-            preds = np.argmax(preds, axis=1)
-        return preds
-'''
 
 
 def template_zip(run, folder):
@@ -45,7 +31,7 @@ def template_zip(run, folder):
     load_run_network(run).save(keras_path)
     path = os.path.join(folder, "template.zip")
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("model.py", TEMPLATE)
+        archive.writestr("model.py", COURSE_TEMPLATE_MODEL)
         archive.write(keras_path, "weights.keras")
     return path, os.path.getsize(keras_path)
 

@@ -12,24 +12,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_zip
+from tools.course_template import COURSE_TEMPLATE_MODEL
 from tools.harness import HarnessOptions, run_harness
 
-# The course's template: load weights.keras by a relative path, predict, argmax.
-TEMPLATE_MODEL = """
-import numpy as np
-import keras
-
-
-class Model:
-    def __init__(self):
-        self.neural_network = keras.models.load_model('weights.keras')
-
-    def predict(self, X):
-        preds = self.neural_network.predict(X, verbose=0)
-        if len(preds.shape) == 2:
-            preds = np.argmax(preds, axis=1)
-        return preds
-"""
+TEMPLATE_MODEL = COURSE_TEMPLATE_MODEL
 
 
 def tiny_keras_model(lambda_layer=False):
