@@ -24,6 +24,45 @@ from trainer.features import split_at_head  # noqa: E402
 from trainer.phases import compile_for, set_trainable, steps_per_epoch  # noqa: E402
 
 
+def compare(architecture="mobilenet_v2", count=1024, size=96, epochs=5, batch_size=64):
+    """Seconds of the frozen phase run per step, and on cached features (and of the extraction alone)."""
+    images, labels = make_dataset(count, (size, size, 3), 8, seed=0)
+    labels = labels.reshape(-1).astype(np.int64)
+    phase = Phase(trainable="head", epochs=epochs, batch_size=batch_size)
+    steps = steps_per_epoch(len(labels), batch_size)
+    options = {"dense": [256], "batch_norm": True, "dropout": [0.3]}
+
+    network = build_network(architecture, images.shape[1:], 8, options)
+    set_trainable(network, phase)
+    compile_for(network, phase, steps, 0.0)
+    data = inputs.train_pipeline(images, labels, 8, batch_size, Augmentation(), seed=0)
+    started = time.perf_counter()
+    network.fit(data, epochs=epochs, verbose=0, shuffle=False)
+    per_step = time.perf_counter() - started
+
+    network = build_network(architecture, images.shape[1:], 8, options)
+    set_trainable(network, phase)
+    extractor, head = split_at_head(network)
+    compile_for(head, phase, steps, 0.0)
+    started = time.perf_counter()
+    features = extractor.predict(inputs.eval_pipeline(images, labels, 8, 128), verbose=0)
+    extracted = time.perf_counter() - started
+    head.fit(inputs.array_pipeline(features, labels, 8, batch_size, shuffle=True), epochs=epochs,
+             verbose=0, shuffle=False)
+    return per_step, time.perf_counter() - started, extracted
+
+
+def rows(data, quick):
+    """The comparison as rows of `bench/run.py` (generated images: the speed does not depend on content)."""
+    from bench.common import Row
+
+    count, epochs = (256, 3) if quick else (1024, 5)
+    per_step, cached, extracted = compare(count=count, epochs=epochs)
+    return [Row("frozen phase", f"MobileNetV2 head, {epochs} epochs of {count} images", cached, "s", per_step,
+                "frozen backbone run every step", higher_is_better=False,
+                note=f"{extracted:.1f} s of it computing the features once")]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--architecture", default="mobilenet_v2")
@@ -32,30 +71,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
-    images, labels = make_dataset(args.images, (args.size, args.size, 3), 8, seed=0)
-    labels = labels.reshape(-1).astype(np.int64)
-    phase = Phase(trainable="head", epochs=args.epochs, batch_size=args.batch_size)
-    steps = steps_per_epoch(len(labels), args.batch_size)
-    options = {"dense": [256], "batch_norm": True, "dropout": [0.3]}
-
-    network = build_network(args.architecture, images.shape[1:], 8, options)
-    set_trainable(network, phase)
-    compile_for(network, phase, steps, 0.0)
-    data = inputs.train_pipeline(images, labels, 8, args.batch_size, Augmentation(), seed=0)
-    started = time.perf_counter()
-    network.fit(data, epochs=args.epochs, verbose=0, shuffle=False)
-    per_step = time.perf_counter() - started
-
-    network = build_network(args.architecture, images.shape[1:], 8, options)
-    set_trainable(network, phase)
-    extractor, head = split_at_head(network)
-    compile_for(head, phase, steps, 0.0)
-    started = time.perf_counter()
-    features = extractor.predict(inputs.eval_pipeline(images, labels, 8, 128), verbose=0)
-    extracted = time.perf_counter() - started
-    head.fit(inputs.array_pipeline(features, labels, 8, args.batch_size, shuffle=True), epochs=args.epochs,
-             verbose=0, shuffle=False)
-    cached = time.perf_counter() - started
+    per_step, cached, extracted = compare(args.architecture, args.images, args.size, args.epochs, args.batch_size)
     print(f"{args.architecture}, {args.images} images {args.size}x{args.size}, {args.epochs} frozen-backbone epochs:")
     print(f"  per-step frozen backbone: {per_step:.1f} s")
     print(f"  cached features:          {cached:.1f} s ({extracted:.1f} s computing the features once)")

@@ -117,11 +117,9 @@ def main(quick, kit_folder, results_path, as_json):
 
 
 def _frozen_rows(data, quick):
-    """The frozen-backbone phase: cached features against the backbone run every step (bench/frozen_features.py)."""
-    try:
-        from bench.frozen_features import rows as frozen
-    except ImportError:
-        return []
+    """The frozen-backbone phase: cached features against the backbone run every step."""
+    from bench.cached_features import rows as frozen
+
     return frozen(data, quick)
 
 
