@@ -46,6 +46,7 @@ class HarnessOptions:
         python: an explicit interpreter to play the platform; overrides `env`.
         batch_check: how many samples to re-predict in smaller batches; 0 skips the check.
         probabilities: also collect `predict_proba(X)` when the model has it.
+        shifted: also run on a corrupted copy of the split and report `shifted_accuracy`.
     """
 
     split: str = "test"
@@ -56,6 +57,7 @@ class HarnessOptions:
     python: str = None
     batch_check: int = 8
     probabilities: bool = False
+    shifted: bool = False
 
 
 def run_harness(zip_path, data_path, profile, options=HarnessOptions()):
@@ -83,8 +85,21 @@ def run_harness(zip_path, data_path, profile, options=HarnessOptions()):
         metrics = classification_metrics(labels, predictions.astype(np.int64), profile.classes)
         result.update(accuracy=metrics["accuracy"], precision=metrics["precision_macro"],
                       recall=metrics["recall_macro"], f1=metrics["f1_macro"], metrics=metrics)
+        if options.shifted:
+            result["shifted_accuracy"] = _shifted_accuracy(zip_path, images, labels, profile, options)
     result.update(data_sha256=dataset.sha256, split=options.split, dtype=options.dtype)
     return result
+
+
+def _shifted_accuracy(zip_path, images, labels, profile, options):
+    """Accuracy of the zip on a corrupted copy of the images (see evaluator.corruptions.shifted_copy)."""
+    from evaluator.corruptions import shifted_copy
+
+    shifted = shifted_copy(images).astype(options.dtype, copy=False)
+    run = run_submission(zip_path, shifted, profile, dataclasses.replace(options, batch_check=0, shifted=False))
+    if run["verdict"] != OK:
+        return None
+    return float(np.mean(run["predictions"].astype(np.int64) == labels))
 
 
 def run_submission(zip_path, images, profile, options=HarnessOptions()):
@@ -251,11 +266,13 @@ def summary_line(result):
               help="Run in this Python, or in the profile's pinned platform environment (built once, cached).")
 @click.option("--batch-check", default=8, help="Samples re-predicted in smaller batches to catch batch-dependent "
                                                "predictions; 0 skips.")
+@click.option("--shifted", is_flag=True, help="Also score a corrupted copy of the split (one of 8 corruptions x 5 "
+                                              "severities per image) and record it as the shifted accuracy.")
 @profile_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print only the JSON line (it is always the last line printed).")
 def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, note, no_record, env, batch_check,
-         profile_name, as_json):
+         shifted, profile_name, as_json):
     """Run a submission zip as the platform does, check its output and score it.
 
     Exits 1 unless the verdict is OK. Failed verdicts: NO_MODEL_PY, METADATA_FILE, TOO_LARGE,
@@ -271,7 +288,7 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
                                 "leave out --split and --no-record")
         split = leaderboard.FINAL
     options = HarnessOptions(split=split, dtype=dtype, workdir=workdir, time_limit_s=time_limit_s, env=env,
-                             batch_check=max(batch_check, 0))
+                             batch_check=max(batch_check, 0), shifted=shifted)
     result = run_harness(zip_path, data_path, profile, options)
     if not no_record:
         result["leaderboard_id"] = leaderboard.Leaderboard(db).record(result, profile.name, note=note, phase=phase)
