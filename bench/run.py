@@ -91,7 +91,7 @@ def training_rows(data, quick):
 
         if "mobilenet_v2" in ARCHITECTURES:
             rows += throughput("mobilenet_v2", images[:2048], labels[:2048], profile.num_classes,
-                               options={"weights": None}, label="MobileNetV2")
+                               options={}, label="MobileNetV2 (random weights)")
     return rows
 
 
@@ -108,16 +108,20 @@ def main(quick, kit_folder, results_path, as_json):
     started = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="codapack-bench-") as folder:
+        def add(new_rows):  # shown as soon as measured, so a later failure loses nothing
+            click.echo(format_rows(new_rows), err=True)
+            rows.extend(new_rows)
+
         accuracy_rows, run = time_to_accuracy(data, folder, quick)
-        rows += accuracy_rows
+        add(accuracy_rows)
         from bench.inference import benchmark
         from codapack.dataset import load_dataset
         from codapack.profile import load_profile
 
         images = load_dataset(data, load_profile()).images[:512 if quick else 3421]
-        rows += benchmark(run, images, quick=quick)
-        rows += training_rows(data, quick)
-        rows += _frozen_rows(data, quick)
+        add(benchmark(run, images, quick=quick))
+        add(training_rows(data, quick))
+        add(_frozen_rows(data, quick))
     seconds = time.perf_counter() - started
     table = format_rows(rows)
     click.echo(table)
