@@ -38,6 +38,12 @@ def select_ensemble(records, profile, dataset, *, tta, max_members, time_budget_
             "predicted_seconds": sum(c.seconds_per_image for c, n in zip(candidates, counts) if n) * expected}
 
 
+def chosen_members(records, choice):
+    """The run records an ensemble choice kept, with their ensemble weights, in `records`' order."""
+    chosen = [r for r in records if r["dir"] in choice["runs"]]
+    return chosen, [choice["weights"][choice["runs"].index(r["dir"])] for r in chosen]
+
+
 @command(name="evaluate")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @click.option("--data", "data_path", required=True, type=click.Path(), help="Labelled competition .npz.")
@@ -77,8 +83,7 @@ def main(runs, data_path, split, tta, ensemble, max_members, time_budget_s, pack
     if ensemble:
         budget = time_budget_s if time_budget_s is not None else profile.time_limit_s / 2
         choice = select_ensemble(records, profile, dataset, tta=tta, max_members=max_members, time_budget_s=budget)
-        chosen_records = [r for r in records if r["dir"] in choice["runs"]]
-        weights = [choice["weights"][choice["runs"].index(r["dir"])] for r in chosen_records]
+        chosen_records, weights = chosen_members(records, choice)
         model = load_ensemble(chosen_records, profile, weights=weights, tta=tta)
         probabilities = predict_with_progress(model, images, f"ensemble {split}")
         choice["metrics"] = classification_metrics(labels, probabilities.argmax(axis=1), profile.classes)
@@ -106,8 +111,7 @@ def main(runs, data_path, split, tta, ensemble, max_members, time_budget_s, pack
 def _robustness(records, ensemble, profile, images, labels, tta, out_dir):
     models = [(r["name"], load_ensemble([r], profile, tta=tta)) for r in records]
     if ensemble:
-        chosen = [r for r in records if r["dir"] in ensemble["runs"]]
-        weights = [ensemble["weights"][ensemble["runs"].index(r["dir"])] for r in chosen]
+        chosen, weights = chosen_members(records, ensemble)
         models.append(("ensemble", load_ensemble(chosen, profile, weights=weights, tta=tta)))
     out = {}
     for name, model in models:
