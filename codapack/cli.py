@@ -10,6 +10,7 @@
     codapack demo
     codapack inspect FILE --out DIR                      data inspection (codapack/inspection/)
     codapack clean FILE --report DIR --drop GROUPS --out CLEAN.npz
+    codapack augment FILE --per-class 1500 --out BIG.npz    offline augmentation to a file
 """
 
 import os
@@ -64,6 +65,35 @@ def train(config_path, data_path, out_dir, overwrite, overrides, strategy, resum
                f"after {record['training']['epochs_run']} epochs in {record['training']['seconds']:.0f} s")
     if as_json:
         emit_json(record)
+
+
+@command()
+@click.argument("data_path", metavar="DATA", type=click.Path())
+@click.option("--out", "out_path", required=True, type=click.Path(), help="The enlarged .npz to write.")
+@click.option("--per-class", type=click.IntRange(min=1), required=True,
+              help="Bring every class of the train split up to this many images.")
+@click.option("--policy", type=click.Choice(("light", "medium", "heavy")), default="medium",
+              help="Augmentation policy of the copies (layers listed in trainer/augment.py).")
+@click.option("--seed", default=0, help="Seed of which images are copied and of the augmentation.")
+@profile_option
+@json_option
+def augment(data_path, out_path, per_class, policy, seed, profile_name, as_json):
+    """Write DATA plus augmented copies of its train split, up to --per-class images per class.
+
+    The output keeps every image of DATA and carries DATA's saved train/val/test split, with the
+    copies in train only: training on it validates and tests on exactly DATA's held-out images,
+    and no copy of a training image can leak into them. OUT.augmented.json records the counts.
+    """
+    from trainer.offline_augmentation import write_augmented_dataset
+
+    summary = write_augmented_dataset(data_path, out_path, load_profile(profile_name), per_class=per_class,
+                                      policy=policy, seed=seed)
+    click.echo(f"{summary['output']}: {summary['images']} images, {summary['added']} augmented copies added "
+               f"to the train split ({policy}) in {summary['seconds']:.1f} s")
+    for name, before in summary["train_before"].items():
+        click.echo(f"  {name:<24} {before:>6} -> {summary['train_after'][name]:>6}")
+    if as_json:
+        emit_json(summary)
 
 
 @command()
@@ -128,3 +158,4 @@ main.add_command(submit.main, "submit")
 main.add_command(demo)
 main.add_command(inspect)
 main.add_command(clean)
+main.add_command(augment)

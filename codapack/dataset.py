@@ -15,6 +15,9 @@ from codapack.errors import fail_for
 
 IMAGES_KEY = "images"
 LABELS_KEY = "labels"
+# Optional: a file written by `codapack augment` carries its split, so that augmented copies of
+# training images can never land in validation or test (see codapack/splits.py).
+SPLIT_KEY = "split"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,12 +29,15 @@ class Dataset:
         labels: int64 array (n,) of class ids.
         path: the file they came from.
         sha256: hash of images and labels, so later stages can tell the same data.
+        split_codes: the split the file carries, one code per image (see `splits.SPLIT_CODES`),
+            or None for a plain competition file.
     """
 
     images: np.ndarray
     labels: np.ndarray
     path: str
     sha256: str
+    split_codes: np.ndarray = None
 
     def __len__(self):
         return len(self.labels)
@@ -62,7 +68,11 @@ def load_dataset(path, profile):
     if len(images) != len(labels):
         raise fail_for(path, f"`{IMAGES_KEY}` has {len(images)} entries but `{LABELS_KEY}` has "
                              f"{len(labels)}; they must be the same length")
-    return Dataset(images=images, labels=labels, path=path, sha256=data_hash(images, labels))
+    split_codes = arrays.get(SPLIT_KEY)
+    if split_codes is not None:
+        split_codes = _check_split_codes(split_codes, len(labels), path)
+    return Dataset(images=images, labels=labels, path=path, sha256=data_hash(images, labels),
+                   split_codes=split_codes)
 
 
 def data_hash(images, labels):
@@ -87,7 +97,7 @@ def _read_npz(path):
             if missing:
                 raise fail_for(path, f"missing key(s) {missing}; found {sorted(npz.files)}. "
                                      f"A competition file holds `{IMAGES_KEY}` and `{LABELS_KEY}`")
-            return {key: npz[key] for key in (IMAGES_KEY, LABELS_KEY)}
+            return {key: npz[key] for key in (IMAGES_KEY, LABELS_KEY, SPLIT_KEY) if key in npz.files}
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise fail_for(path, f"not a readable .npz file; it may be truncated or corrupt ({exc})") from None
     except ValueError as exc:
@@ -151,3 +161,19 @@ def _check_labels(labels, profile, path):
                               f"({profile.num_classes} classes in profile `{profile.name}`). "
                               f"Found {int(bad.sum())} outside, e.g. {found}")
     return labels
+
+
+def _check_split_codes(codes, n, path):
+    from codapack.splits import SPLIT_CODES
+
+    where = f"{path}: `{SPLIT_KEY}`"
+    if codes.shape != (n,) or codes.dtype.kind not in "iu":
+        raise fail_for(where, f"should be {n} integer split codes, one per image. Received shape "
+                              f"{codes.shape}, dtype {codes.dtype}")
+    unknown = np.setdiff1d(codes, list(SPLIT_CODES.values()))
+    if len(unknown):
+        raise fail_for(where, f"unknown split code(s) {unknown.tolist()[:5]}; known: {SPLIT_CODES}")
+    for name in ("train", "val", "test"):
+        if not np.any(codes == SPLIT_CODES[name]):
+            raise fail_for(where, f"holds no `{name}` images; every carried split needs train, val and test")
+    return codes.astype(np.int8)

@@ -10,6 +10,10 @@ local counterpart of the platform's final phase. Train and val are drawn
 exactly as without it, so runs stay comparable; only `test` shrinks. Training
 reads train and val only; only `harness --phase final` scores `final`, and the
 leaderboard hides those scores until they are revealed on purpose.
+
+A file may also carry its split (an int8 `split` array, codes in `SPLIT_CODES`):
+`codapack augment` writes one, so that the augmented copies of training images
+stay in train and val/test hold exactly the source file's held-out images.
 """
 
 import dataclasses
@@ -23,6 +27,7 @@ from codapack.errors import CodapackError, fail_for
 
 SPLIT_NAMES = ("train", "val", "test")
 FINAL = "final"
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2, FINAL: 3}
 STATE_ENV = "CODAPACK_HOME"
 
 
@@ -44,6 +49,7 @@ class Split:
             `final_fraction` > 0) to sorted int64 arrays.
         final_fraction: fraction of all images held back for the final phase,
             carved out of the test fraction; 0 means no final split.
+        carried: the indices come from the data file itself, not from seed and fractions.
     """
 
     data_sha256: str
@@ -52,10 +58,13 @@ class Split:
     test_fraction: float
     indices: dict
     final_fraction: float = 0.0
+    carried: bool = False
 
     @property
     def split_id(self):
         """Short identifier that changes when the data or the split settings change."""
+        if self.carried:
+            return f"{self.data_sha256[:16]}-carried"
         return split_id(self.data_sha256, self.seed, self.val_fraction, self.test_fraction, self.final_fraction)
 
     def __getitem__(self, name):
@@ -74,6 +83,7 @@ class Split:
             "test_fraction": self.test_fraction,
             "final_fraction": self.final_fraction,
             "indices": {k: v.tolist() for k, v in self.indices.items()},
+            "carried": self.carried,
         }
 
     @classmethod
@@ -85,7 +95,15 @@ class Split:
             test_fraction=raw["test_fraction"],
             indices={k: np.asarray(v, dtype=np.int64) for k, v in raw["indices"].items()},
             final_fraction=raw.get("final_fraction", 0.0),
+            carried=raw.get("carried", False),
         )
+
+    def codes(self, n):
+        """One code of `SPLIT_CODES` per image of a dataset of `n` images."""
+        codes = np.full(n, -1, dtype=np.int8)
+        for name, indices in self.indices.items():
+            codes[indices] = SPLIT_CODES[name]
+        return codes
 
 
 def split_id(data_sha256, seed, val_fraction, test_fraction, final_fraction=0.0):
@@ -141,8 +159,11 @@ def split_for(dataset, profile, *, folder=None):
         folder: where splits are kept; defaults to `<state_dir()>/splits`.
 
     Returns:
-        The `Split`, identical on every call for the same data and settings.
+        The `Split`, identical on every call for the same data and settings; the file's own
+        split when it carries one.
     """
+    if dataset.split_codes is not None:
+        return carried_split(dataset)
     folder = folder or os.path.join(state_dir(), "splits")
     settings = dict(seed=profile.split_seed, val_fraction=profile.val_fraction,
                     test_fraction=profile.test_fraction, final_fraction=profile.final_fraction)
@@ -155,6 +176,18 @@ def split_for(dataset, profile, *, folder=None):
     fresh = make_split(dataset.labels, dataset.sha256, **settings)
     write_json(path, fresh.to_dict())
     return fresh
+
+
+def carried_split(dataset):
+    """The `Split` a data file carries in its `split` array."""
+    indices = {name: np.flatnonzero(dataset.split_codes == code).astype(np.int64)
+               for name, code in SPLIT_CODES.items()}
+    if not len(indices[FINAL]):
+        del indices[FINAL]
+    n = len(dataset)
+    return Split(dataset.sha256, seed=-1, val_fraction=len(indices["val"]) / n,
+                 test_fraction=(n - len(indices["train"]) - len(indices["val"])) / n, indices=indices,
+                 final_fraction=len(indices.get(FINAL, ())) / n, carried=True)
 
 
 def load_split(path):

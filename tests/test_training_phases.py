@@ -15,7 +15,8 @@ from trainer import run_dir, training
 from trainer.augment import LAYERS, POLICY_LAYERS, batch_mixer, image_augmenter
 from trainer.config import Phase, load_config
 from trainer.features import split_at_head
-from trainer.inputs import augment_offline, balanced_class_weights, oversample
+from trainer.inputs import balanced_class_weights, oversample
+from trainer.offline_augmentation import augment_offline
 from trainer.overrides import apply_overrides, to_toml
 from trainer.phases import backbone_of, make_optimizer, set_trainable
 

@@ -1,10 +1,9 @@
-"""The training inputs: imbalance handling, offline augmentation and the tf.data pipelines."""
+"""The training inputs: subsampling, imbalance handling and the tf.data pipelines."""
 
 import numpy as np
 from sklearn.model_selection import train_test_split
-from tqdm import tqdm
 
-from trainer.augment import POLICY_LAYERS, batch_mixer, image_augmenter, layer_names
+from trainer.augment import batch_mixer, image_augmenter, layer_names
 
 
 def subsample(indices, labels, limit, seed):
@@ -28,30 +27,6 @@ def oversample(images, labels, seed):
     extra = [rng.choice(np.flatnonzero(labels == c), counts.max() - n) for c, n in enumerate(counts) if n]
     order = np.concatenate([np.arange(len(labels)), *extra])
     return images[order], labels[order]
-
-
-def augment_offline(images, labels, per_class, seed, policy="medium", batch_size=256):
-    """Add augmented copies of each class's images until it has `per_class` images.
-
-    Classes already at or above `per_class` are left as they are. The copies use the
-    named policy's layers (see trainer/augment.py), drawn once, before training.
-
-    Returns:
-        (images uint8, labels) with the originals first.
-    """
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-    counts = np.bincount(labels)
-    picks = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class - n)
-                            for c, n in enumerate(counts) if 0 < n < per_class] or [np.zeros(0, int)])
-    augment = image_augmenter(POLICY_LAYERS[policy], seed)
-    new = np.empty((len(picks), *images.shape[1:]), dtype=np.uint8)
-    for start in tqdm(range(0, len(picks), batch_size), desc="offline augmentation", unit="batch",
-                      disable=not len(picks)):
-        batch = tf.cast(images[picks[start:start + batch_size]], tf.float32)
-        new[start:start + batch_size] = np.round(augment(batch).numpy()).astype(np.uint8)
-    return np.concatenate([images, new]), np.concatenate([labels, labels[picks]])
 
 
 def train_pipeline(images, labels, num_classes, batch_size, augmentation, seed):

@@ -20,6 +20,7 @@ from trainer import inputs, run_dir
 from trainer.checkpoint import Checkpoint, EpochCheckpoint, ResumableEarlyStopping, ResumablePlateau
 from trainer.curves import plot_curves
 from trainer.features import can_cache, split_at_head
+from trainer.offline_augmentation import augment_offline
 from trainer.overrides import to_toml
 from trainer.phases import compile_for, set_trainable, steps_per_epoch
 
@@ -70,7 +71,7 @@ def prepare_train_set(config, dataset, split, profile):
     indices = inputs.subsample(split["train"], dataset.labels, config.max_train_images, config.seed)
     images, labels = dataset.subset(indices)
     if config.augmentation.offline_per_class:
-        images, labels = inputs.augment_offline(images, labels, config.augmentation.offline_per_class, config.seed)
+        images, labels = augment_offline(images, labels, config.augmentation.offline_per_class, config.seed)
     if config.oversample == "balanced":
         images, labels = inputs.oversample(images, labels, config.seed)
     return images, labels
