@@ -36,15 +36,15 @@ def _pipeline(images, labels, batch_size):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def throughput(architecture, images, labels, classes, *, batch_size=64, options=None, label=None):
-    """Rows of images/s for the plain fit, the pipeline, and the pipeline with XLA."""
+def throughput(architecture, images, labels, classes, *, batch_size=64, options=None, label=None, xla=True):
+    """Rows of images/s for the plain fit, the pipeline, and (with `xla`) the pipeline with XLA."""
     shape = images.shape[1:]
     results = {}
     floats = images.astype(np.float32)
     plain = _compiled(architecture, shape, classes, options, jit=False)
     plain.fit(floats, labels, batch_size=batch_size, epochs=1, verbose=0)
     results["plain"], _ = timed(plain.fit, floats, labels, batch_size=batch_size, epochs=1, verbose=0)
-    for name, jit in (("pipeline", False), ("pipeline+XLA", True)):
+    for name, jit in (("pipeline", False), ("pipeline+XLA", True))[:2 if xla else 1]:
         network = _compiled(architecture, shape, classes, options, jit=jit)
         data = _pipeline(images, labels, batch_size)
         network.fit(data, epochs=1, verbose=0)
