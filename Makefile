@@ -1,12 +1,13 @@
-# Two entry points: `make demo` (the whole pipeline offline on generated data)
-# and `make test` (the test suite). Both create or reuse .venv and install into it.
+# Entry points: `make demo` (the whole pipeline offline on generated data), `make test` (the test
+# suite) and `make test-zoo` (every registry entry trains one step and packages: the suite covers
+# one per family, this the other 17; about 11 minutes). All create or reuse .venv and install into it.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.codapack-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test test-zoo install clean
 
 install: $(STAMP)
 
@@ -21,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
+
+test-zoo: $(STAMP)
+	CODAPACK_FULL_ZOO=1 $(BIN)/python -m pytest -q -ra tests/test_zoo_registry.py -k trains_one_step
 
 clean:
 	rm -rf $(VENV) demo_output .codapack build *.egg-info
