@@ -126,8 +126,10 @@ def describe(strategy, strategy_name, network):
     moving statistics are left out: each replica updates them from its own part of the batch.)
     """
     workers = len(read_tf_config()["cluster"].get("worker", [])) if strategy_name == "multi_worker" else 1
-    extended = strategy.extended
-    devices = list(getattr(extended, "worker_devices", ()) or ())
+    try:
+        devices = list(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy: one device, chosen by TensorFlow
+        devices = []
     return {"strategy": strategy_name, "replicas": int(strategy.num_replicas_in_sync), "workers": workers,
             "devices": devices, "max_replica_difference": _max_replica_difference(network)}
 

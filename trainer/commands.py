@@ -1,0 +1,69 @@
+"""The `codapack tune`, `codapack cv` and `codapack bag` verbs: many trainings of one config."""
+
+import click
+
+from codapack.cli_common import command, emit_json, json_option, profile_option
+from codapack.profile import load_profile
+
+data_option = click.option("--data", "data_path", required=True, type=click.Path(),
+                           help="Competition training .npz.")
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+                          help="Override a config value before anything else (repeatable).")
+workers_option = click.option("--workers", type=int, default=None,
+                              help="Trainings at once, each in its own process with its share of the CPU "
+                                   "threads (or its own GPU). Default: one per GPU, else one per 4 CPU cores.")
+
+
+@command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path())
+@data_option
+@click.option("--out", "out_dir", required=True, type=click.Path(),
+              help="Search folder: trial runs, trials.csv, trials.png, best.toml. Run again to continue.")
+@click.option("--tuner", type=click.Choice(("random", "grid", "bayesian", "hyperband")), default="random",
+              help="KerasTuner oracle.")
+@click.option("--trials", type=int, default=10, help="Most trials in all, counting those of earlier runs.")
+@click.option("--objective", type=click.Choice(("val_accuracy", "val_f1_macro")), default="val_accuracy",
+              help="Validation metric to maximise.")
+@click.option("--max-epochs", type=int, default=0, help="Hyperband's largest budget; 0: the config's epochs.")
+@click.option("--seed", type=int, default=0, help="The oracle's seed.")
+@click.option("--role", type=click.Choice(("single", "chief", "worker")), default="single",
+              help="Distributed search: the chief serves the oracle, workers run the trials.")
+@click.option("--oracle", "oracle_address", default=None, metavar="HOST:PORT",
+              help="With --role: the address the chief listens on and workers connect to.")
+@click.option("--worker-id", default=None,
+              help="A worker's name (KERASTUNER_TUNER_ID); keep it across restarts. Default: worker-HOST-PID.")
+@set_option
+@profile_option
+@json_option
+def tune(config_path, data_path, out_dir, tuner, trials, objective, max_epochs, seed, role, oracle_address,
+         worker_id, overrides, profile_name, as_json):
+    """Search the hyperparameters CONFIG declares with KerasTuner; each trial is a training run.
+
+    A value of CONFIG becomes searchable as an inline table next to it, e.g.
+    learning_rate = { default = 1e-3, min = 1e-4, max = 1e-2, sampling = "log" } or
+    dense = { default = [128], choice = [[64], [128], [256, 64]] }; `codapack train` uses the defaults.
+    """
+    from trainer.config import resolve_config_path
+    from trainer.tune_report import format_rows, write_report
+    from trainer.tuning import Search, run_search
+
+    search = Search(resolve_config_path(config_path), data_path, out_dir, tuner, trials, tuple(overrides),
+                    objective, seed, max_epochs)
+    if trials < 1:
+        raise click.BadParameter("should be at least 1", param_hint="--trials")
+    found, params = run_search(search, load_profile(profile_name), role, oracle_address, worker_id)
+    if role == "worker":
+        click.echo(f"worker ran {len(found.trials_run)} trial(s): {', '.join(found.trials_run) or 'none'}")
+        if as_json:
+            emit_json({"role": role, "trials_run": found.trials_run})
+        return
+    summary = write_report(search, found.oracle, params)
+    summary["trials_run"] = found.trials_run
+    click.echo(format_rows(summary["rows"]))
+    click.echo(f"{len(found.trials_run)} trial(s) run now, {summary['trials']} in all, {summary['completed']} "
+               f"completed")
+    if "best_trial" in summary:
+        click.echo(f"best: trial {summary['best_trial']}, {objective} {summary['best_score']:.4f}; "
+                   f"train it with: codapack train {summary['files']['best_config']} --data {data_path} --out RUN")
+    if as_json:
+        emit_json(summary)
