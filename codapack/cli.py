@@ -124,6 +124,8 @@ def demo(out_dir, images):
 
 main.add_command(train)
 main.add_command(trainer_commands.tune)
+main.add_command(trainer_commands.cv)
+main.add_command(trainer_commands.bag)
 main.add_command(evaluator_cli.main, "evaluate")
 main.add_command(models)
 main.add_command(package.main, "package")

@@ -67,3 +67,67 @@ def tune(config_path, data_path, out_dir, tuner, trials, objective, max_epochs, 
                    f"train it with: codapack train {summary['files']['best_config']} --data {data_path} --out RUN")
     if as_json:
         emit_json(summary)
+
+
+def _workers(workers, runs):
+    from trainer.members import default_workers
+
+    if workers is not None and workers < 1:
+        raise click.BadParameter("should be at least 1", param_hint="--workers")
+    return workers or default_workers(runs)
+
+
+@command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path())
+@data_option
+@click.option("--out", "out_dir", required=True, type=click.Path(),
+              help="Folder for fold1..foldK run directories, cv.json and cv.md. Run again to continue.")
+@click.option("--folds", type=int, default=5, help="Number of stratified folds of the train+val images.")
+@click.option("--seed", type=int, default=0, help="Seed of the fold assignment.")
+@workers_option
+@set_option
+@profile_option
+@json_option
+def cv(config_path, data_path, out_dir, folds, seed, workers, overrides, profile_name, as_json):
+    """k-fold cross-validation of CONFIG: mean and spread of every validation metric over the folds.
+
+    The folds split the saved split's train and val images; its test images stay out of every fold.
+    """
+    from trainer.config import resolve_config_path
+    from trainer.crossval import cross_validate
+    from trainer.members import format_summary
+
+    summary = cross_validate(resolve_config_path(config_path), tuple(overrides), data_path, load_profile(profile_name),
+                             out_dir, folds, seed, _workers(workers, folds))
+    click.echo(format_summary(summary["metrics"]))
+    click.echo(f"{folds}-fold cross-validation: accuracy {summary['metrics']['accuracy']['mean']:.4f} ± "
+               f"{summary['metrics']['accuracy']['std']:.4f}; table in {out_dir}/cv.md")
+    if as_json:
+        emit_json(summary)
+
+
+@command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path())
+@data_option
+@click.option("--out", "out_dir", required=True, type=click.Path(),
+              help="Folder for member1..memberN run directories, bag.json and bag.md. Run again to continue.")
+@click.option("--members", type=int, default=5, help="Number of members, each on its own bootstrap resample.")
+@click.option("--seed", type=int, default=0, help="Seed of the first member's resample (member i: seed + i).")
+@workers_option
+@set_option
+@profile_option
+@json_option
+def bag(config_path, data_path, out_dir, members, seed, workers, overrides, profile_name, as_json):
+    """Bagging: train CONFIG on MEMBERS bootstrap resamples of the train split, ready to package together."""
+    from trainer.bagging import bag as run_bagging
+    from trainer.config import resolve_config_path
+    from trainer.members import format_summary
+
+    if members < 1:
+        raise click.BadParameter("should be at least 1", param_hint="--members")
+    summary = run_bagging(resolve_config_path(config_path), tuple(overrides), data_path, load_profile(profile_name),
+                          out_dir, members, seed, _workers(workers, members))
+    click.echo(format_summary(summary["metrics"]))
+    click.echo(f"package the ensemble with: {summary['package']}")
+    if as_json:
+        emit_json(summary)
