@@ -14,8 +14,11 @@ results; `search_environment` sets these variables from `--role` and `--oracle`.
 import contextlib
 import dataclasses
 import os
+import time
+from concurrent import futures
 
 import keras_tuner
+from keras_tuner.src.distribute import utils as keras_tuner_distribution
 
 from codapack.errors import CodapackError
 from trainer import run_dir, search_space
@@ -28,6 +31,7 @@ TUNERS = ("random", "grid", "bayesian", "hyperband")
 OBJECTIVES = ("val_accuracy", "val_f1_macro")
 ROLES = ("single", "chief", "worker")
 RUNS = "runs"
+POLL_S = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +97,14 @@ class ConfigTuner(keras_tuner.engine.base_tuner.BaseTuner):
         out = os.path.abspath(search.out_dir)
         super().__init__(oracle, directory=os.path.dirname(out), project_name=os.path.basename(out), overwrite=False)
 
+    def search(self, *args, **kwargs):
+        """Run trials; on the chief, serve the oracle to the workers until they have run them all."""
+        if keras_tuner_distribution.is_chief_oracle():
+            self.save()
+            serve_oracle(self.oracle)
+            return
+        super().search(*args, **kwargs)
+
     def run_dir_of(self, trial_id):
         return os.path.join(os.path.abspath(self.search_settings.out_dir), RUNS, f"trial_{trial_id}")
 
@@ -134,6 +146,28 @@ class ConfigTuner(keras_tuner.engine.base_tuner.BaseTuner):
         if weights and os.path.isfile(weights):
             return hp_values.get("tuner/initial_epoch", 0), weights
         return 0, None  # the earlier trial ran on another machine: train the whole budget here
+
+
+def serve_oracle(oracle):
+    """Serve `oracle` to the workers over gRPC until every trial has ended and every worker has left.
+
+    This is KerasTuner's chief (`oracle_chief.start_server`: its servicer, protocol and exit test),
+    except that it checks for the end twice a second where KerasTuner sleeps 20 s between checks.
+    """
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    server.add_insecure_port(f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}")
+    server.start()
+    print(f"chief: serving the oracle on {os.environ['KERASTUNER_ORACLE_IP']}:"
+          f"{os.environ['KERASTUNER_ORACLE_PORT']}", flush=True)
+    while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+        time.sleep(POLL_S)
+    server.stop(grace=5).wait()
 
 
 def trial_values(params, hp_values):
