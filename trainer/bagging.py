@@ -12,11 +12,9 @@ import os
 from sklearn.utils import resample
 
 from codapack.dataset import load_dataset
-from codapack.files import atomic_path, write_json
 from codapack.splits import split_for
 from trainer.config import load_config
-from trainer.crossval import summary_markdown
-from trainer.members import Member, metric_summary, run_members
+from trainer.members import Member, metric_summary, run_members, write_summary
 
 
 def bootstrap_members(labels, split, count, seed, config_seed, out_dir):
@@ -44,9 +42,5 @@ def bag(config_path, overrides, data_path, profile, out_dir, members=5, seed=0, 
     summary = {"config": os.path.abspath(config_path), "overrides": list(overrides), "members": members,
                "seed": seed, "runs": runs, "package": "python tools/package.py " + " ".join(runs) + " --out bagged.zip",
                "metrics": metric_summary(records)}
-    write_json(os.path.join(out_dir, "bag.json"), summary)
-    with atomic_path(os.path.join(out_dir, "bag.md")) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(summary_markdown(f"Bagging of {members} members of {config_path} (seed {seed})",
-                                     summary["metrics"]))
+    write_summary(out_dir, "bag", f"Bagging of {members} members of {config_path} (seed {seed})", summary)
     return summary

@@ -13,9 +13,8 @@ from sklearn.model_selection import StratifiedKFold
 
 from codapack.dataset import load_dataset
 from codapack.errors import CodapackError
-from codapack.files import atomic_path, write_json
 from codapack.splits import split_for
-from trainer.members import Member, metric_summary, run_members
+from trainer.members import Member, metric_summary, run_members, write_summary
 
 
 def fold_members(labels, split, folds, seed, out_dir):
@@ -48,20 +47,5 @@ def cross_validate(config_path, overrides, data_path, profile, out_dir, folds=5,
                           os.path.join(out_dir, "logs"))
     summary = {"config": os.path.abspath(config_path), "overrides": list(overrides), "folds": folds, "seed": seed,
                "runs": [r["dir"] for r in records], "metrics": metric_summary(records)}
-    write_json(os.path.join(out_dir, "cv.json"), summary)
-    with atomic_path(os.path.join(out_dir, "cv.md")) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(summary_markdown(f"{folds}-fold cross-validation of {config_path} (seed {seed})",
-                                     summary["metrics"]))
+    write_summary(out_dir, "cv", f"{folds}-fold cross-validation of {config_path} (seed {seed})", summary)
     return summary
-
-
-def summary_markdown(title, metrics):
-    """A markdown table: metric, mean, std, one column per run."""
-    runs = len(next(iter(metrics.values()))["values"])
-    lines = [f"# {title}", "", "| metric | mean | std | " + " | ".join(str(i + 1) for i in range(runs)) + " |",
-             "| --- | --- | --- | " + " | ".join("---" for _ in range(runs)) + " |"]
-    lines += [f"| {name} | {m['mean']:.4f} | {m['std']:.4f} | " + " | ".join(f"{v:.4f}" for v in m["values"]) + " |"
-              for name, m in metrics.items()]
-    return "\n".join(lines) + "\n"
-

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from codapack.errors import CodapackError
-from codapack.files import read_json, write_json
+from codapack.files import atomic_path, read_json, write_json
 from trainer import run_dir
 
 THREADS_ENV = "CODAPACK_MEMBER_THREADS"
@@ -168,6 +168,25 @@ def format_summary(summary):
     width = max(len(name) for name in summary)
     return "\n".join(f"{name:<{width}}  {s['mean']:.4f} ± {s['std']:.4f}  ("
                      + ", ".join(f"{v:.4f}" for v in s["values"]) + ")" for name, s in summary.items())
+
+
+
+def summary_markdown(title, metrics):
+    """A markdown table: metric, mean, std, one column per run."""
+    runs = len(next(iter(metrics.values()))["values"])
+    lines = [f"# {title}", "", "| metric | mean | std | " + " | ".join(str(i + 1) for i in range(runs)) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in range(runs)) + " |"]
+    lines += [f"| {name} | {m['mean']:.4f} | {m['std']:.4f} | " + " | ".join(f"{v:.4f}" for v in m["values"]) + " |"
+              for name, m in metrics.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(out_dir, name, title, summary):
+    """Write `summary` as OUT/NAME.json and its metrics as the table OUT/NAME.md."""
+    write_json(os.path.join(out_dir, f"{name}.json"), summary)
+    with atomic_path(os.path.join(out_dir, f"{name}.md")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(summary_markdown(title, summary["metrics"]))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,6 @@ from trainer.config import config_from_raw, read_raw
 from trainer.overrides import apply_overrides, toml_value
 from trainer.training import train_run
 
-TUNERS = ("random", "grid", "bayesian", "hyperband")
-OBJECTIVES = ("val_accuracy", "val_f1_macro")
-ROLES = ("single", "chief", "worker")
 RUNS = "runs"
 POLL_S = 0.5
 
