@@ -2,6 +2,9 @@
 
     codapack train CONFIG --data FILE --out runs/NAME [--set phases.0.epochs=1] [--resume]
     codapack models [--json]
+    codapack tune CONFIG --data FILE --out DIR --tuner random|grid|bayesian|hyperband --trials N
+    codapack cv CONFIG --data FILE --out DIR --folds 3        k-fold cross-validation
+    codapack bag CONFIG --data FILE --out DIR --members 3     bagging on bootstrap resamples
     codapack evaluate runs/A [runs/B ...] --data FILE --split test [--tta d4 --ensemble --robustness]
     codapack package runs/NAME --out submission.zip      (also python tools/package.py)
     codapack harness submission.zip --data FILE          (also python tools/harness.py)
@@ -24,6 +27,7 @@ from codapack.inspection.commands import clean, inspect
 from codapack.profile import load_profile
 from evaluator import cli as evaluator_cli
 from tools import harness, leaderboard, package, submit
+from trainer import commands as trainer_commands
 
 
 @click.group(context_settings={"show_default": True, "max_content_width": 100})
@@ -149,6 +153,9 @@ def demo(out_dir, images):
 
 
 main.add_command(train)
+main.add_command(trainer_commands.tune)
+main.add_command(trainer_commands.cv)
+main.add_command(trainer_commands.bag)
 main.add_command(evaluator_cli.main, "evaluate")
 main.add_command(models)
 main.add_command(package.main, "package")

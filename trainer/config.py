@@ -8,6 +8,7 @@
 
 Unknown keys are errors, not silently ignored, so a typo cannot train the wrong
 model. `--set key.path=value` edits the raw TOML before validation (see overrides.py).
+A value may declare a search space for `codapack tune` (see search_space.py); training uses its default.
 """
 
 import dataclasses
@@ -15,6 +16,7 @@ import os
 import tomllib
 
 from codapack.errors import fail_for
+from trainer import search_space
 from trainer.overrides import apply_overrides
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -163,7 +165,8 @@ def load_config(path=DEFAULT_CONFIG, overrides=()):
 
     Args:
         path: a TOML file with `[model]`, `[training]`, optional `[augmentation]` and `[[phases]]`.
-        overrides: "key.path=value" strings applied to the TOML before validation.
+        overrides: "key.path=value" strings applied to the TOML before validation. Search
+            declarations left after them take their defaults.
 
     Returns:
         A `TrainConfig`.
@@ -171,14 +174,34 @@ def load_config(path=DEFAULT_CONFIG, overrides=()):
     Raises:
         CodapackError: missing file, invalid TOML, unknown key, wrong type or value.
     """
+    return config_from_raw(apply_overrides(read_raw(path), overrides, path), path, overrides)
+
+
+def read_raw(path):
+    """The parsed TOML of a config file (search declarations and all), unvalidated."""
     if not os.path.isfile(path):
         raise fail_for(path, "no such config file")
     try:
         with open(path, "rb") as f:
-            raw = tomllib.load(f)
+            return tomllib.load(f)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise fail_for(path, f"not a valid TOML file ({exc})") from None
-    raw = apply_overrides(raw, overrides, path)
+
+
+def config_from_raw(raw, path, overrides=()):
+    """Validate a parsed config (overrides already applied) into a `TrainConfig`.
+
+    Args:
+        raw: the parsed TOML.
+        path: the file it came from, for error messages and the run's record.
+        overrides: the "key.path=value" edits already applied, to record.
+
+    Raises:
+        CodapackError: unknown key, wrong type or value.
+    """
+    # Search declarations (`{ default = ..., choice = [...] }`) train with their defaults.
+    search_space.find_params(raw, path)
+    raw = search_space.with_values(raw, {})
     unknown_tables = set(raw) - {"model", "training", "augmentation", "phases"}
     if unknown_tables:
         raise fail_for(path, f"unknown table(s) {sorted(unknown_tables)}; expected [model], [training], "

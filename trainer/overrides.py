@@ -87,10 +87,11 @@ def _write_tables(lines, table, prefix):
 
 def _write_values(lines, values):
     for key, value in values.items():
-        lines.append(f"{key} = {_literal(value)}")
+        lines.append(f"{key} = {toml_value(value)}")
 
 
-def _literal(value):
+def toml_value(value):
+    """A Python value (bool, number, string, list, dict) as TOML text."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -98,9 +99,9 @@ def _literal(value):
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_literal(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 

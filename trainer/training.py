@@ -16,7 +16,7 @@ from codapack.errors import CodapackError
 from codapack.files import write_json
 from codapack.splits import split_for
 from evaluator.metrics import classification_metrics
-from trainer import inputs, run_dir
+from trainer import distribute, inputs, run_dir
 from trainer.checkpoint import Checkpoint, EpochCheckpoint, ResumableEarlyStopping, ResumablePlateau
 from trainer.curves import plot_curves
 from trainer.features import can_cache, split_at_head
@@ -36,17 +36,6 @@ def library_versions():
     return {"python": platform.python_version(), "codapack": codapack.__version__,
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "scikit-learn": sklearn.__version__}
-
-
-def make_strategy(name):
-    """The tf.distribute strategy a config names: default (one device), mirrored, multi_worker."""
-    import tensorflow as tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def build_for_training(config, profile):
@@ -77,26 +66,42 @@ def prepare_train_set(config, dataset, split, profile):
     return images, labels
 
 
-def train_run(config, data_path, out_dir, profile, *, overwrite=False, resume=False):
+def train_run(config, data_path, out_dir, profile, *, overwrite=False, resume=False, split=None,
+              initial_weights=None, extra=None):
     """Train the network `config` describes, phase by phase, and write a run directory.
 
     Args:
         config: a `TrainConfig`.
         data_path: the competition `.npz`.
-        out_dir: the run directory to create.
+        out_dir: the run directory to create. On a non-chief worker of a multi-worker run,
+            a temporary folder is written instead and removed (see trainer/distribute.py).
         profile: the competition `Profile`.
         overwrite: replace an existing run directory.
         resume: continue from the checkpoint a killed run left beside `out_dir`.
+        split: a `Split` to train and validate on instead of the saved one (cross-validation
+            folds, bootstrap resamples); its test and final indices must be the saved ones.
+        initial_weights: a `.weights.h5` of the same network to start from (Hyperband's
+            continued trials).
+        extra: more fields for run.json (what fold or member this run is).
 
     Returns:
         The run record, as saved in `out_dir/run.json`.
     """
+    # Before anything else runs TensorFlow: multi-worker collective ops are configured at start-up.
+    strategy = distribute.make_strategy(config.strategy)
+    with distribute.output_dir(config.strategy, out_dir) as target:
+        return _train_into(config, data_path, target, profile, strategy, overwrite=overwrite, resume=resume,
+                           split=split, initial_weights=initial_weights, extra=extra)
+
+
+def _train_into(config, data_path, out_dir, profile, strategy, *, overwrite, resume, split, initial_weights,
+                extra):
     import keras
 
     from submission.networks import ARCHITECTURES, build_network
 
     dataset = load_dataset(data_path, profile)
-    split = split_for(dataset, profile)
+    split = split or split_for(dataset, profile)
     x_train, y_train = prepare_train_set(config, dataset, split, profile)
     x_val, y_val = dataset.subset(split["val"])
     checkpoint = Checkpoint(out_dir)
@@ -114,9 +119,10 @@ def train_run(config, data_path, out_dir, profile, *, overwrite=False, resume=Fa
 
     with run_dir.new_run_dir(out_dir, overwrite=overwrite) as scratch:
         keras.utils.set_random_seed(config.seed)
-        strategy = make_strategy(config.strategy)
         with strategy.scope():
             network = build_for_training(config, profile)
+            if initial_weights:
+                network.load_weights(initial_weights)
         if state["phase"] or state["epoch"]:
             network.set_weights(checkpoint.load_arrays("weights.npz"))
             print(f"resuming at phase {state['phase'] + 1}, {state['epoch']} epoch(s) done", flush=True)
@@ -160,6 +166,8 @@ def train_run(config, data_path, out_dir, profile, *, overwrite=False, resume=Fa
             "versions": library_versions(),
             "weights": run_dir.WEIGHTS_FILE,
             "metrics": {"val": classification_metrics(y_val, val_probs.argmax(axis=1), profile.classes)},
+            "distribution": distribute.describe(strategy, config.strategy, network),
+            **(extra or {}),
         }
         write_json(os.path.join(scratch, run_dir.HISTORY_FILE), history)
         plot_curves(history, os.path.join(scratch, CURVES_FILE), title=f"{record['name']} ({config.architecture})")
@@ -217,6 +225,7 @@ def _run_phase(config, index, phase, network, strategy, checkpoint, state, data,
           f"({len(model.trainable_weights)} weight tensors), {phase.optimizer} lr {phase.learning_rate:g} "
           f"{phase.schedule}, batch {phase.batch_size}, {phase.epochs} epochs", flush=True)
     started = time.perf_counter()
+    distribute.prepare_fit(model, strategy)
     history = model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
                         initial_epoch=state["epoch"] if resuming else 0, callbacks=callbacks,
                         class_weight=class_weight, shuffle=False,  # the pipeline shuffles
