@@ -100,7 +100,7 @@ def training_rows(data, quick):
 
     profile = load_profile()
     dataset = load_dataset(data, profile)
-    count = 1024 if quick else 4096
+    count = 1024 if quick else 2048
     images, labels = dataset.images[:count], dataset.labels[:count]
     rows = throughput("baseline_cnn", images, labels, profile.num_classes,
                       options={"filters": [32, 64, 128, 256], "stem_stride": 2}, label="baseline CNN")
