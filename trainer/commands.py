@@ -9,7 +9,7 @@ data_option = click.option("--data", "data_path", required=True, type=click.Path
                            help="Competition training .npz.")
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
                           help="Override a config value before anything else (repeatable).")
-workers_option = click.option("--workers", type=int, default=None,
+workers_option = click.option("--workers", type=click.IntRange(min=1), default=None,
                               help="Trainings at once, each in its own process with its share of the CPU "
                                    "threads (or its own GPU). Default: one per GPU, else one per 4 CPU cores.")
 
@@ -21,7 +21,8 @@ workers_option = click.option("--workers", type=int, default=None,
               help="Search folder: trial runs, trials.csv, trials.png, best.toml. Run again to continue.")
 @click.option("--tuner", type=click.Choice(("random", "grid", "bayesian", "hyperband")), default="random",
               help="KerasTuner oracle.")
-@click.option("--trials", type=int, default=10, help="Most trials in all, counting those of earlier runs.")
+@click.option("--trials", type=click.IntRange(min=1), default=10,
+              help="Most trials in all, counting those of earlier runs.")
 @click.option("--objective", type=click.Choice(("val_accuracy", "val_f1_macro")), default="val_accuracy",
               help="Validation metric to maximise.")
 @click.option("--max-epochs", type=int, default=0, help="Hyperband's largest budget; 0: the config's epochs.")
@@ -49,8 +50,6 @@ def tune(config_path, data_path, out_dir, tuner, trials, objective, max_epochs, 
 
     search = Search(resolve_config_path(config_path), data_path, out_dir, tuner, trials, tuple(overrides),
                     objective, seed, max_epochs)
-    if trials < 1:
-        raise click.BadParameter("should be at least 1", param_hint="--trials")
     found, params = run_search(search, load_profile(profile_name), role, oracle_address, worker_id)
     if role == "worker":
         click.echo(f"worker ran {len(found.trials_run)} trial(s): {', '.join(found.trials_run) or 'none'}")
@@ -72,8 +71,6 @@ def tune(config_path, data_path, out_dir, tuner, trials, objective, max_epochs, 
 def _workers(workers, runs):
     from trainer.members import default_workers
 
-    if workers is not None and workers < 1:
-        raise click.BadParameter("should be at least 1", param_hint="--workers")
     return workers or default_workers(runs)
 
 
@@ -111,7 +108,8 @@ def cv(config_path, data_path, out_dir, folds, seed, workers, overrides, profile
 @data_option
 @click.option("--out", "out_dir", required=True, type=click.Path(),
               help="Folder for member1..memberN run directories, bag.json and bag.md. Run again to continue.")
-@click.option("--members", type=int, default=5, help="Number of members, each on its own bootstrap resample.")
+@click.option("--members", type=click.IntRange(min=1), default=5,
+              help="Number of members, each on its own bootstrap resample.")
 @click.option("--seed", type=int, default=0, help="Seed of the first member's resample (member i: seed + i).")
 @workers_option
 @set_option
@@ -123,8 +121,6 @@ def bag(config_path, data_path, out_dir, members, seed, workers, overrides, prof
     from trainer.config import resolve_config_path
     from trainer.members import format_summary
 
-    if members < 1:
-        raise click.BadParameter("should be at least 1", param_hint="--members")
     summary = run_bagging(resolve_config_path(config_path), tuple(overrides), data_path, load_profile(profile_name),
                           out_dir, members, seed, _workers(workers, members))
     click.echo(format_summary(summary["metrics"]))

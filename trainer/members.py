@@ -46,10 +46,7 @@ class Member:
 
 def default_workers(members):
     """One worker per GPU; without GPUs one per 4 CPU cores (at least 1), never more than members."""
-    import tensorflow as tf
-
-    gpus = len(tf.config.list_physical_devices("GPU"))
-    return max(1, min(members, gpus or (os.cpu_count() or 1) // 4))
+    return max(1, min(members, _gpu_count() or (os.cpu_count() or 1) // 4))
 
 
 def train_member(config_path, overrides, data_path, profile, member):
@@ -168,7 +165,6 @@ def format_summary(summary):
     width = max(len(name) for name in summary)
     return "\n".join(f"{name:<{width}}  {s['mean']:.4f} ± {s['std']:.4f}  ("
                      + ", ".join(f"{v:.4f}" for v in s["values"]) + ")" for name, s in summary.items())
-
 
 
 def summary_markdown(title, metrics):

@@ -98,7 +98,7 @@ def write_augmented_dataset(data_path, out_path, profile, *, per_class, policy="
             np.savez(f, **arrays)
     classes = range(profile.num_classes)
     before = np.bincount(dataset.labels[train], minlength=profile.num_classes)
-    after = np.bincount(arrays[LABELS_KEY][arrays[SPLIT_KEY] == SPLIT_CODES["train"]], minlength=profile.num_classes)
+    after = before + np.bincount(dataset.labels[train][picks], minlength=profile.num_classes)
     summary = {"source": os.path.abspath(data_path), "source_sha256": dataset.sha256,
                "output": os.path.abspath(out_path), "split": split.split_id, "policy": policy,
                "per_class": per_class, "seed": seed, "images": len(arrays[LABELS_KEY]), "added": len(picks),
