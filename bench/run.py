@@ -134,6 +134,7 @@ def main(quick, kit_folder, results_path, as_json):
 
         accuracy_rows, run = time_to_accuracy(data, folder, quick)
         add(accuracy_rows)
+        add(_robustness_rows(data, folder, run, quick))
         from bench.inference import benchmark
         from codapack.dataset import load_dataset
         from codapack.profile import load_profile
@@ -150,6 +151,21 @@ def main(quick, kit_folder, results_path, as_json):
         _write_markdown(results_path, table, seconds, quick)
     if as_json:
         click.echo(json.dumps([dict(vars(r), ratio=r.ratio) for r in rows]))
+
+
+def _robustness_rows(data, folder, fast_run, quick):
+    """Clean, held-out-family and trained-family accuracy: the fast recipe's run, then robust_cpu end to end."""
+    from bench.robustness import package_and_score, recipe_rows, shift_rows
+    from codapack.profile import load_profile
+
+    profile = load_profile()
+    label = "quick CNN (raw file)" if quick else "mobilenet_v2_fast_cpu"
+    data_path = fast_run["data"]["path"]
+    scored = package_and_score(fast_run, data_path, profile, verify=False)
+    rows = shift_rows(fast_run, data_path, profile, label, scored, rounds=1 if quick else 5)
+    if not quick:
+        rows += recipe_rows("robust_cpu", data, folder, profile)
+    return rows
 
 
 def _frozen_rows(data, quick):

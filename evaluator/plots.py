@@ -66,20 +66,26 @@ def save_training_curves_png(history, path, *, title):
 
 
 def save_robustness_png(results, path, *, title):
-    """Accuracy against severity, one line per corruption, with the clean accuracy for reference.
+    """Accuracy against severity, one line per shift family (held-out families dashed), with the clean accuracy.
 
     Args:
         results: the dict of `evaluator.robustness.robustness_suite`.
         path: the PNG to write.
         title: the figure title.
     """
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    from evaluator.corruptions import FAMILY_OF
+
+    by_family = {}
     for name, row in results["table"].items():
-        severities = sorted(row, key=int)
-        ax.plot([int(s) for s in severities], [row[s]["accuracy"] for s in severities], "-o", markersize=3,
-                label=name)
+        by_family.setdefault(FAMILY_OF[name], []).append(row)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for family, rows in by_family.items():
+        severities = sorted(rows[0], key=int)
+        accuracy = [sum(row[s]["accuracy"] for row in rows) / len(rows) for s in severities]
+        held_out = family in results.get("held_out_families", by_family)
+        ax.plot([int(s) for s in severities], accuracy, "--o" if held_out else "-o", markersize=3,
+                label=f"{family} (held out)" if held_out else family)
     ax.axhline(results["clean_accuracy"], color="black", linestyle=":", label="clean")
-    ax.axhline(results["shifted_accuracy"], color="red", linestyle="--", label="shifted (mean)")
     ax.set_xlabel("severity")
     ax.set_ylabel("accuracy")
     ax.set_xticks(range(1, 6))

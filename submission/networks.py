@@ -195,7 +195,7 @@ for _name, _spec in applications.APPLICATIONS.items():
 
 @register("baseline_cnn", preprocessing="pixels / 255", family="scratch")
 def baseline_cnn(input_shape, num_classes, filters=(32, 64, 128, 256), dense=(128,), dropout=0.3,
-                 stem_stride=1, bn_momentum=0.9):
+                 stem_stride=1, bn_momentum=0.9, convs=None, standardize=False):
     """A plain VGG-style CNN: blocks of conv, batch norm, ReLU and max pooling.
 
     Args:
@@ -207,17 +207,33 @@ def baseline_cnn(input_shape, num_classes, filters=(32, 64, 128, 256), dense=(12
         stem_stride: stride of the first convolution (2 quarters the cost).
         bn_momentum: momentum of the batch-norm moving statistics; Keras'
             0.99 leaves them unsettled after the few hundred steps of a short run.
+        convs: convolutions per block, one number per block (default one each); a second
+            convolution in the low-resolution blocks adds capacity where it costs least.
+        standardize: after scaling, bring each image's channels to mean 0 and variance 1
+            (LayerNormalization over height and width). A change of brightness, contrast,
+            haze or per-channel stain gain, an affine map of a channel's values, is then
+            undone before the first convolution (up to the epsilon of 1e-3, which keeps
+            nearly flat images from having their noise blown up).
 
     Returns:
         An uncompiled `keras.Model`.
     """
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = keras.layers.Rescaling(1.0 / 255.0, name="scale_0_1")(inputs)
-    for i, width in enumerate(filters):
-        stride = stem_stride if i == 0 else 1
-        x = keras.layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i}")(x)
-        x = keras.layers.Activation("relu", name=f"relu{i}")(x)
+    if standardize:
+        x = keras.layers.LayerNormalization(axis=(1, 2), center=False, scale=False, epsilon=1e-3,
+                                            name="standardize")(x)
+    convs = list(convs or [1] * len(filters))
+    if len(convs) != len(filters) or min(convs) < 1:
+        raise ValueError(f"`convs` should hold one count >= 1 per block ({len(filters)}). Received: convs={convs}")
+    for i, (width, count) in enumerate(zip(filters, convs)):
+        for j in range(count):
+            suffix = f"{i}" if j == 0 else f"{i}_{j}"  # the first keeps the names older weights files use
+            stride = stem_stride if i == 0 and j == 0 else 1
+            x = keras.layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False,
+                                    name=f"conv{suffix}")(x)
+            x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn{suffix}")(x)
+            x = keras.layers.Activation("relu", name=f"relu{suffix}")(x)
         x = keras.layers.MaxPooling2D(name=f"pool{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     for i, units in enumerate(dense):

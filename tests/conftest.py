@@ -77,6 +77,15 @@ def tiny_profile(tiny_profile_path):
     return load_profile(tiny_profile_path)
 
 
+@pytest.fixture(scope="session")
+def roomy_profile(tmp_path_factory):
+    """The tiny profile with upload limits above EfficientNetV2-L's 470 MB of weights."""
+    path = tmp_path_factory.mktemp("roomy") / "roomy.toml"
+    path.write_text(TINY_PROFILE.replace("failing_upload_mb = 10", "failing_upload_mb = 4000")
+                    .replace("safe_upload_mb = 5", "safe_upload_mb = 50"))
+    return load_profile(str(path))
+
+
 def write_npz(path, **arrays):
     np.savez(path, **arrays)
     return str(path)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from codapack.cli import main
 from codapack.dataset import load_dataset
+from codapack.shift_families import FAMILIES
 from codapack.splits import split_for
 from tests.conftest import last_json_line, make_zip
 from tools.harness import HarnessOptions, run_harness
@@ -172,5 +173,12 @@ def test_shifted_accuracy_is_scored_and_recorded(tmp_path, tiny_data, tiny_profi
                                   "--shifted", "--json"])
     line = last_json_line(result.output)
     assert line["accuracy"] == 1.0 and line["shifted_accuracy"] < 0.5
+    # A zip codapack did not make declares no trained family: all nine are held out.
+    assert line["held_out_families"] == list(FAMILIES) and line["shifted_trained_accuracy"] is None
+    # Every image is altered, so the memoriser's held-out score is the share of class 0 among them.
+    labels = np.load(tiny_data)["labels"].reshape(-1)
+    assert line["shifted_held_out_accuracy"] <= np.mean(labels == 0) + 0.2
+    assert "held-out families" in runner.invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile",
+                                                       tiny_profile_path, "--shifted", "--no-record"]).output
     board = last_json_line(runner.invoke(main, ["leaderboard", "--json"]).output)["entries"]
-    assert board[0]["shifted_accuracy"] == pytest.approx(line["shifted_accuracy"])
+    assert board[0]["shifted_held_out_accuracy"] == pytest.approx(line["shifted_held_out_accuracy"])

@@ -21,8 +21,7 @@ from codapack.splits import split_for
 from submission.networks import ARCHITECTURES
 from tests.conftest import make_zip
 from tests.test_harness_keras import TEMPLATE_MODEL, tiny_keras_model
-from tests.test_zoo_registry import (APPLICATION_OPTIONS, FULL_ZOO, ONE_STEP, RELOADED, SMALL_OPTIONS,  # noqa: F401
-                                     roomy_profile)
+from tests.test_zoo_registry import APPLICATION_OPTIONS, FULL_ZOO, ONE_STEP, RELOADED, SMALL_OPTIONS
 
 # One network per family and preprocessing mode; every registry entry with CODAPACK_FULL_ZOO=1.
 COMPARED = sorted(name for name in ARCHITECTURES if FULL_ZOO or name in RELOADED)

@@ -9,9 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from codapack.cli import main
-from codapack.profile import load_profile
 from submission.networks import ARCHITECTURES, build_network
-from tests.conftest import TINY_PROFILE, last_json_line
+from tests.conftest import last_json_line
 from codapack.dataset import load_dataset
 from codapack.splits import load_split
 from tools import package
@@ -41,15 +40,6 @@ epochs = 1
 batch_size = 8
 early_stopping_patience = 0
 """
-
-
-@pytest.fixture(scope="module")
-def roomy_profile(tmp_path_factory):
-    """The tiny profile with upload limits above EfficientNetV2-L's 470 MB of weights."""
-    path = tmp_path_factory.mktemp("roomy") / "roomy.toml"
-    path.write_text(TINY_PROFILE.replace("failing_upload_mb = 10", "failing_upload_mb = 4000")
-                    .replace("safe_upload_mb = 5", "safe_upload_mb = 50"))
-    return load_profile(str(path))
 
 
 def _load_zip_model(zip_path, folder):

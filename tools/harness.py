@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import zipfile
 
 import click
 import numpy as np
@@ -46,7 +47,9 @@ class HarnessOptions:
         python: an explicit interpreter to play the platform; overrides `env`.
         batch_check: how many samples to re-predict in smaller batches; 0 skips the check.
         probabilities: also collect `predict_proba(X)` when the model has it.
-        shifted: also run on a corrupted copy of the split and report `shifted_accuracy`.
+        shifted: also run on a corrupted copy of the split and report `shifted_held_out_accuracy`
+            (families none of the zip's members trained on: the one to trust),
+            `shifted_trained_accuracy` and `shifted_accuracy` (all families).
     """
 
     split: str = "test"
@@ -86,20 +89,38 @@ def run_harness(zip_path, data_path, profile, options=HarnessOptions()):
         result.update(accuracy=metrics["accuracy"], precision=metrics["precision_macro"],
                       recall=metrics["recall_macro"], f1=metrics["f1_macro"], metrics=metrics)
         if options.shifted:
-            result["shifted_accuracy"] = _shifted_accuracy(zip_path, images, labels, profile, options)
+            result.update(_shifted_scores(zip_path, images, labels, profile, options))
     result.update(data_sha256=dataset.sha256, split=options.split, dtype=options.dtype)
     return result
 
 
-def _shifted_accuracy(zip_path, images, labels, profile, options):
-    """Accuracy of the zip on a corrupted copy of the images (see evaluator.corruptions.shifted_copy)."""
+def _shifted_scores(zip_path, images, labels, profile, options):
+    """The zip's accuracy on a corrupted copy of the images, split into held-out and trained families.
+
+    The families a zip trained on come from its manifest; a zip codapack did not
+    make declares none, so every family counts as held out for it.
+    """
     from evaluator.corruptions import shifted_copy
+    from evaluator.robustness import shifted_scores
 
     shifted = shifted_copy(images).astype(options.dtype, copy=False)
     run = run_submission(zip_path, shifted, profile, dataclasses.replace(options, batch_check=0, shifted=False))
     if run["verdict"] != OK:
-        return None
-    return float(np.mean(run["predictions"].astype(np.int64) == labels))
+        return {"shifted_accuracy": None}
+    scores = shifted_scores(labels, run["predictions"].astype(np.int64), _trained_families(zip_path))
+    return {"shifted_accuracy": scores["shifted_accuracy"], "shifted_held_out_accuracy": scores["held_out_accuracy"],
+            "shifted_trained_accuracy": scores["trained_accuracy"], "shifted_families": scores["per_family"],
+            "held_out_families": scores["held_out_families"]}
+
+
+def _trained_families(zip_path):
+    """The union of the families the zip's members trained on (manifest `trained_families`); [] when unknown."""
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+        return sorted({family for member in manifest["members"] for family in member.get("trained_families", [])})
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
+        return []
 
 
 def run_submission(zip_path, images, profile, options=HarnessOptions()):
@@ -242,7 +263,18 @@ def summary_line(result):
         return f"verdict {result['verdict']} ({result['env']} environment): {result['error']}"
     return (f"verdict OK ({result['env']} environment): accuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f} on {result['n']} images "
             f"in {result['seconds']:.1f} s (Model() {result['init_seconds']:.1f} s, predict "
-            f"{result['predict_seconds']:.1f} s), peak memory {result['peak_rss_mb']:.0f} MB")
+            f"{result['predict_seconds']:.1f} s), peak memory {result['peak_rss_mb']:.0f} MB"
+            + _shifted_summary(result))
+
+
+def _shifted_summary(result):
+    """The held-out-family figure first: it is the one that predicts a hidden, corrupted test set."""
+    if result.get("shifted_held_out_accuracy") is None:
+        return ""
+    trained = result.get("shifted_trained_accuracy")
+    return (f"; corrupted copy: held-out families {result['shifted_held_out_accuracy']:.4f} "
+            f"({', '.join(result['held_out_families'])})"
+            + (f", trained families {trained:.4f}" if trained is not None else ", no family trained on"))
 
 
 @command(name="harness")
@@ -266,8 +298,9 @@ def summary_line(result):
               help="Run in this Python, or in the profile's pinned platform environment (built once, cached).")
 @click.option("--batch-check", default=8, help="Samples re-predicted in smaller batches to catch batch-dependent "
                                                "predictions; 0 skips.")
-@click.option("--shifted", is_flag=True, help="Also score a corrupted copy of the split (one of 8 corruptions x 5 "
-                                              "severities per image) and record it as the shifted accuracy.")
+@click.option("--shifted", is_flag=True, help="Also score a corrupted copy of the split (one of 21 corruptions x 5 "
+                                              "severities per image, 9 families) and record the accuracy on families "
+                                              "the zip never trained on (held out: the one to trust) and on the rest.")
 @profile_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print only the JSON line (it is always the last line printed).")

@@ -39,15 +39,19 @@ COLUMNS = (
     ("error", "TEXT"), ("note", "TEXT"),
     # Added with phases; older databases gain them in `_migrate`.
     ("phase", "TEXT"), ("recipe", "TEXT"), ("metrics", "TEXT"), ("shifted_accuracy", "REAL"),
+    # Added with shift families: accuracy on corruption families the zip never trained on, and on the rest.
+    ("shifted_held_out_accuracy", "REAL"), ("shifted_trained_accuracy", "REAL"),
 )
 # Scores a final-phase entry hides until revealed.
-SCORE_FIELDS = ("accuracy", "precision", "recall", "f1", "shifted_accuracy", "metrics")
-RANKED_SHOWN = ("rank", "id", "created", "zip", "verdict", "accuracy", "f1", "shifted_accuracy", "final_verdict",
-                "final_accuracy", "n", "seconds", "peak_rss_mb", "note")
-HISTORY_SHOWN = ("id", "created", "phase", "zip", "verdict", "accuracy", "f1", "shifted_accuracy", "n", "split",
-                 "seconds", "peak_rss_mb", "note")
-HEADERS = {"shifted_accuracy": "shifted", "final_verdict": "final verdict", "final_accuracy": "final acc",
-           "peak_rss_mb": "peak MB"}
+SCORE_FIELDS = ("accuracy", "precision", "recall", "f1", "shifted_accuracy", "shifted_held_out_accuracy",
+                "shifted_trained_accuracy", "metrics")
+RANKED_SHOWN = ("rank", "id", "created", "zip", "verdict", "accuracy", "f1", "shifted_held_out_accuracy",
+                "shifted_trained_accuracy", "final_verdict", "final_accuracy", "n", "seconds", "peak_rss_mb", "note")
+HISTORY_SHOWN = ("id", "created", "phase", "zip", "verdict", "accuracy", "f1", "shifted_held_out_accuracy",
+                 "shifted_trained_accuracy", "n", "split", "seconds", "peak_rss_mb", "note")
+HEADERS = {"shifted_accuracy": "shifted", "shifted_held_out_accuracy": "shifted held-out",
+           "shifted_trained_accuracy": "shifted trained", "final_verdict": "final verdict",
+           "final_accuracy": "final acc", "peak_rss_mb": "peak MB"}
 MANIFEST_LIMIT = 1 << 20
 
 
@@ -302,7 +306,8 @@ def cell_text(value, name):
     if name == "zip":
         return os.path.basename(value)
     if isinstance(value, float):
-        return f"{value:.4f}" if name in ("accuracy", "f1", "shifted_accuracy", "final_accuracy") else f"{value:.1f}"
+        return f"{value:.4f}" if name in ("accuracy", "f1", "shifted_accuracy", "shifted_held_out_accuracy",
+                                          "shifted_trained_accuracy", "final_accuracy") else f"{value:.1f}"
     return str(value)
 
 

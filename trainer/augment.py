@@ -1,49 +1,46 @@
-"""Augmentation with Keras' own preprocessing layers, run in the tf.data input pipeline.
+"""Augmentation policies: Keras' preprocessing layers and codapack's corruption layers, by name.
 
-The layers never become part of the trained network, so nothing here ships in a
-submission. Images stay float32 in 0..255 throughout (every colour layer gets
-`value_range=(0, 255)`). Named policies:
+The layers run in the tf.data input pipeline and never become part of the
+trained network, so nothing here ships in a submission. Images stay float32 in
+0..255 throughout (every colour layer gets `value_range=(0, 255)`). Named
+policies:
 
     none    nothing
     light   flips, small rotations and translations
+    geometry  flips, rotations by any angle, small shifts (cells have no up)
     medium  light + brightness, contrast, saturation, hue
     heavy   medium + RandAugment, Gaussian noise, random erasing, channel shuffle
+    robust  every trainable corruption family (codapack/shift_families.py):
+            any-angle rotation, flips, shifts; blobs or erased rectangles
+            (a quarter of the images); brightness, contrast, saturation, stain
+            gain, grayscale; one of Gaussian/defocus/motion blur, one of
+            Gaussian/speckle/salt-and-pepper noise (a quarter each); JPEG or
+            pixelation (a fifth). Each image draws its own strengths, and most
+            images escape each corruption, so the network keeps seeing clean
+            ones. No hue rotation: stain colour tells the classes apart.
 
 or a custom list of the layer names in `LAYERS`. MixUp and CutMix work on whole
-batches and turn the one-hot labels into soft labels.
+batches and turn the one-hot labels into soft labels. `LAYER_FAMILIES` says
+which shift families each layer imitates; a run records the union, and the
+evaluator holds out the others.
 """
 
 import keras
 import tensorflow as tf
 
+from trainer.corruption_layers import (ChannelShuffle, RandomBlobs, RandomChannelGain, RandomDefocusBlur,
+                                       RandomJPEG, RandomMotionBlur, RandomOneOf, RandomPixelation, RandomPixelNoise,
+                                       RandomSaltPepper, RandomSpeckleNoise)
+
 RANGE = (0, 255)
 
 
-class ChannelShuffle(keras.layers.Layer):
-    """Randomly permute the colour channels of each image (Keras has no such layer)."""
-
-    def __init__(self, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.seed = seed
-
-    def call(self, images, training=True):
-        if not training:
-            return images
-        order = tf.argsort(tf.random.uniform((tf.shape(images)[0], images.shape[-1]), seed=self.seed), axis=-1)
-        return tf.gather(images, order, batch_dims=1, axis=-1)
+def _gaussian_blur(seed):
+    return keras.layers.RandomGaussianBlur(factor=1.0, kernel_size=9, sigma=(0.3, 2.5), value_range=RANGE, seed=seed)
 
 
-class PixelNoise(keras.layers.Layer):
-    """Additive Gaussian noise in pixel units (keras' GaussianNoise only takes stddev <= 1)."""
-
-    def __init__(self, stddev, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.stddev, self.seed = stddev, seed
-
-    def call(self, images, training=True):
-        if not training:
-            return images
-        return images + tf.random.normal(tf.shape(images), stddev=self.stddev, seed=self.seed)
+def _erasing(seed):
+    return keras.layers.RandomErasing(factor=1.0, scale=(0.02, 0.15), value_range=RANGE, seed=seed)
 
 
 LAYERS = {
@@ -51,28 +48,94 @@ LAYERS = {
     "rotation": lambda seed: keras.layers.RandomRotation(0.1, fill_mode="reflect", seed=seed),
     "rotation_any": lambda seed: keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed),
     "translation": lambda seed: keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
+    "shift": lambda seed: keras.layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed),
     "zoom": lambda seed: keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
     "brightness": lambda seed: keras.layers.RandomBrightness(0.15, value_range=RANGE, seed=seed),
     "contrast": lambda seed: keras.layers.RandomContrast(0.2, value_range=RANGE, seed=seed),
     "saturation": lambda seed: keras.layers.RandomSaturation((0.35, 0.65), value_range=RANGE, seed=seed),
     "hue": lambda seed: keras.layers.RandomHue(0.05, value_range=RANGE, seed=seed),
     "color_degeneration": lambda seed: keras.layers.RandomColorDegeneration(0.3, value_range=RANGE, seed=seed),
-    "gaussian_noise": lambda seed: PixelNoise(5.0, seed=seed),
-    "erasing": lambda seed: keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=RANGE, seed=seed),
+    "grayscale": lambda seed: keras.layers.RandomGrayscale(factor=0.05, seed=seed),
+    "channel_gain": lambda seed: RandomChannelGain(gain=0.15, offset=15.0, seed=seed),
+    "gaussian_noise": lambda seed: RandomPixelNoise(max_stddev=10.0, seed=seed),
+    "speckle_noise": lambda seed: RandomSpeckleNoise(max_stddev=0.3, seed=seed),
+    "salt_pepper": lambda seed: RandomSaltPepper(max_amount=0.03, seed=seed),
+    "gaussian_blur": _gaussian_blur,
+    "defocus_blur": lambda seed: RandomDefocusBlur(max_radius=3.0, seed=seed),
+    "motion_blur": lambda seed: RandomMotionBlur(max_length=9.0, seed=seed),
+    "jpeg": lambda seed: RandomJPEG(min_quality=10, max_quality=90, seed=seed),
+    "pixelation": lambda seed: RandomPixelation(max_factor=4, seed=seed),
+    "blobs": lambda seed: RandomBlobs(max_count=3, max_radius=0.25, seed=seed),
+    "erasing": lambda seed: keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=RANGE,
+                                                       seed=seed),
     "channel_shuffle": lambda seed: ChannelShuffle(seed=seed),
     "randaugment": lambda seed: keras.layers.RandAugment(value_range=RANGE, num_ops=2, factor=0.3, seed=seed),
     "augmix": lambda seed: keras.layers.AugMix(value_range=RANGE, seed=seed),
+    # One corruption of a family per image, for a share of the images.
+    "any_blur": lambda seed: RandomOneOf([_gaussian_blur(seed + 101), RandomDefocusBlur(3.0, seed=seed + 102),
+                                          RandomMotionBlur(9.0, seed=seed + 103)], rate=0.25, seed=seed),
+    "any_noise": lambda seed: RandomOneOf([RandomPixelNoise(20.0, seed=seed + 101),
+                                           RandomSpeckleNoise(0.3, seed=seed + 102),
+                                           RandomSaltPepper(0.03, seed=seed + 103)], rate=0.25, seed=seed),
+    "any_compression": lambda seed: RandomOneOf([RandomJPEG(10, 90, seed=seed + 101),
+                                                 RandomPixelation(4, seed=seed + 102)], rate=0.2, seed=seed),
+    "any_occlusion": lambda seed: RandomOneOf([RandomBlobs(3, 0.25, seed=seed + 101), _erasing(seed + 102)],
+                                              rate=0.25, seed=seed),
+}
+
+def _any_colour(seed):
+    return keras.Sequential([keras.layers.RandomBrightness(0.3, value_range=RANGE, seed=seed),
+                             keras.layers.RandomContrast(0.4, value_range=RANGE, seed=seed + 1),
+                             keras.layers.RandomSaturation((0.25, 0.75), value_range=RANGE, seed=seed + 2),
+                             RandomChannelGain(gain=0.25, offset=25.0, seed=seed + 3)], name="any_colour")
+
+
+def _any_corruption(seed):
+    """One corruption family per image, for 40% of the images: what one hit of a shifted test set does."""
+    return RandomOneOf([_any_colour(seed + 10), _gaussian_blur(seed + 20), RandomDefocusBlur(3.0, seed=seed + 21),
+                        RandomMotionBlur(9.0, seed=seed + 22), RandomPixelNoise(20.0, seed=seed + 30),
+                        RandomSpeckleNoise(0.3, seed=seed + 31), RandomSaltPepper(0.03, seed=seed + 32),
+                        RandomJPEG(10, 90, seed=seed + 40), RandomPixelation(4, seed=seed + 41),
+                        RandomBlobs(3, 0.25, seed=seed + 50), _erasing(seed + 51),
+                        keras.layers.RandomGrayscale(factor=1.0, seed=seed + 60)], rate=0.4, seed=seed)
+
+
+LAYERS["any_corruption"] = _any_corruption
+
+LAYER_FAMILIES = {
+    "flip": ("geometry",), "rotation": ("geometry",), "rotation_any": ("geometry",), "translation": ("geometry",),
+    "shift": ("geometry",), "zoom": ("geometry",),
+    "brightness": ("colour",), "contrast": ("colour",), "saturation": ("colour",), "hue": ("colour",),
+    "color_degeneration": ("colour",), "grayscale": ("colour",), "channel_gain": ("colour",),
+    "channel_shuffle": ("colour",),
+    "gaussian_noise": ("noise",), "speckle_noise": ("noise",), "salt_pepper": ("noise",), "any_noise": ("noise",),
+    "gaussian_blur": ("blur",), "defocus_blur": ("blur",), "motion_blur": ("blur",), "any_blur": ("blur",),
+    "jpeg": ("compression",), "pixelation": ("compression",), "any_compression": ("compression",),
+    "blobs": ("occlusion",), "erasing": ("occlusion",), "any_occlusion": ("occlusion",),
+    # RandAugment and AugMix draw from Keras' geometric and colour operations (and sharpness, posterize).
+    "randaugment": ("geometry", "colour"), "augmix": ("geometry", "colour"),
+    "any_corruption": ("colour", "blur", "noise", "compression", "occlusion"),
 }
 
 _LIGHT = ["flip", "rotation", "translation"]
 _MEDIUM = _LIGHT + ["brightness", "contrast", "saturation", "hue"]
-POLICY_LAYERS = {"none": [], "light": _LIGHT, "medium": _MEDIUM,
-                 "heavy": _MEDIUM + ["randaugment", "gaussian_noise", "erasing", "channel_shuffle"]}
+POLICY_LAYERS = {"none": [], "light": _LIGHT, "geometry": ["flip", "rotation_any", "shift"], "medium": _MEDIUM,
+                 "heavy": _MEDIUM + ["randaugment", "gaussian_noise", "erasing", "channel_shuffle"],
+                 "robust": ["flip", "rotation_any", "shift", "any_corruption", "any_corruption"]}
+POLICIES = tuple(POLICY_LAYERS)
 
 
 def layer_names(augmentation):
     """The layer names an `Augmentation` config applies, in order."""
     return list(augmentation.layers) or POLICY_LAYERS[augmentation.policy]
+
+
+def trained_families(names):
+    """The shift families the named layers imitate, in the catalogue's order."""
+    from codapack.shift_families import FAMILIES
+
+    covered = {family for name in names for family in LAYER_FAMILIES.get(name, ())}
+    return [family for family in FAMILIES if family in covered]
 
 
 def image_augmenter(names, seed=0):

@@ -25,7 +25,6 @@ RECIPES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes"
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "lion")
 SCHEDULES = ("constant", "cosine", "plateau")
-POLICIES = ("none", "light", "medium", "heavy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +43,9 @@ class Phase:
         early_stopping_patience: epochs without val_loss improvement before stopping and
             restoring the best weights; 0 never stops early.
         freeze_batch_norm: keep the backbone's batch-norm layers in inference mode when unfrozen.
+        augmentation: a policy name for this phase instead of the config's `[augmentation]`
+            (e.g. "none" for a frozen head that then trains on cached features, "robust" for
+            the fine-tune); "" keeps the config's. MixUp and CutMix stay as configured.
     """
 
     name: str = "train"
@@ -60,6 +62,7 @@ class Phase:
     min_learning_rate: float = 1e-7
     early_stopping_patience: int = 3
     freeze_batch_norm: bool = True
+    augmentation: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +70,7 @@ class Augmentation:
     """Per-epoch augmentation in the input pipeline (never part of the exported network).
 
     Args:
-        policy: none, light, medium or heavy (see trainer/augment.py).
+        policy: none, light, medium, heavy or robust (see trainer/augment.py).
         layers: a custom list of layer names instead of the policy.
         mixup, cutmix: Beta(alpha, alpha) of MixUp / CutMix; 0 is off. With both, each
             batch gets one of them at random.
@@ -250,7 +253,7 @@ def _one_of(path, key, value, allowed):
 
 def _check_values(config, path):
     from submission.networks import ARCHITECTURES
-    from trainer.augment import LAYERS
+    from trainer.augment import LAYERS, POLICIES
 
     _one_of(path, "model.architecture", config.architecture, sorted(ARCHITECTURES))
     if config.weights not in ("none", "imagenet"):
@@ -275,6 +278,15 @@ def _check_values(config, path):
         raise fail_for(path, "`augmentation.mixup`, `cutmix` and `offline_per_class` should be 0 or more")
     for i, phase in enumerate(config.phases):
         _check_phase(phase, "training" if "phases" not in config.raw else f"phases.{i}", path)
+        if phase.augmentation:
+            _one_of(path, f"phases.{i}.augmentation", phase.augmentation, POLICIES)
+
+
+def phase_augmentation(config, phase):
+    """The `Augmentation` a phase trains with: the config's, or its own policy."""
+    if not phase.augmentation:
+        return config.augmentation
+    return dataclasses.replace(config.augmentation, policy=phase.augmentation, layers=())
 
 
 def _check_phase(phase, name, path):

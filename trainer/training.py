@@ -1,5 +1,6 @@
 """One training run: data and split in, a run directory out, phase after phase."""
 
+import dataclasses
 import datetime
 import glob
 import os
@@ -14,10 +15,13 @@ import codapack
 from codapack.dataset import load_dataset
 from codapack.errors import CodapackError
 from codapack.files import write_json
+from codapack.shift_families import held_out
 from codapack.splits import split_for
 from evaluator.metrics import classification_metrics
 from trainer import distribute, inputs, run_dir
+from trainer.augment import layer_names, trained_families
 from trainer.checkpoint import Checkpoint, EpochCheckpoint, ResumableEarlyStopping, ResumablePlateau
+from trainer.config import phase_augmentation
 from trainer.curves import plot_curves
 from trainer.features import can_cache, split_at_head
 from trainer.offline_augmentation import augment_offline
@@ -162,7 +166,7 @@ def _train_into(config, data_path, out_dir, profile, strategy, *, overwrite, res
             "training": {"seconds": round(seconds, 2), "epochs_run": epochs_run, "resumed": bool(resume),
                          "images_per_second": round(len(y_train) * epochs_run / max(seconds, 1e-9), 1),
                          "phases": phase_log, "seed": config.seed, "strategy": config.strategy,
-                         "overrides": list(config.overrides)},
+                         "overrides": list(config.overrides), "augmentation": augmentation_record(config)},
             "versions": library_versions(),
             "weights": run_dir.WEIGHTS_FILE,
             "metrics": {"val": classification_metrics(y_val, val_probs.argmax(axis=1), profile.classes)},
@@ -179,9 +183,26 @@ def _train_into(config, data_path, out_dir, profile, strategy, *, overwrite, res
     return record
 
 
+def augmentation_record(config):
+    """What run.json says about augmentation: the layers over all phases and the shift families they cover.
+
+    The evaluator scores a run separately on the families it trained on and on the
+    others (`held_out_families`); only the second is an honest estimate of a shift
+    the run has never seen.
+    """
+    names = []
+    for phase in config.phases:
+        names += [name for name in layer_names(phase_augmentation(config, phase)) if name not in names]
+    families = trained_families(names)
+    return {"layers": names, "families": families, "held_out_families": held_out(families),
+            "per_phase": [phase_augmentation(config, phase).policy if not config.augmentation.layers
+                          or phase.augmentation else "layers" for phase in config.phases]}
+
+
 def _run_phase(config, index, phase, network, strategy, checkpoint, state, data, profile, cache):
     """Fit one phase (on cached features when it can), resuming mid-phase from the checkpoint."""
     x_train, y_train, x_val, y_val = data
+    config = dataclasses.replace(config, augmentation=phase_augmentation(config, phase))
     set_trainable(network, phase)
     resuming = index == state["phase"] and state["epoch"] > 0
     if resuming and state.get("stopped"):

@@ -1,0 +1,45 @@
+"""The robust recipes train one step on CPU, record their shift families, and package."""
+
+import json
+import zipfile
+
+import pytest
+
+from codapack.shift_families import NEVER_TRAINED
+from tools.package import package_runs
+from trainer.augment import POLICY_LAYERS, trained_families
+from trainer.config import load_config, resolve_config_path
+from trainer.training import train_run
+
+ROBUST_FAMILIES = trained_families(POLICY_LAYERS["robust"])
+
+
+def one_step(recipe):
+    """The recipe with every phase cut to one small step, random weights, eager (no tracing cost)."""
+    phases = load_config(resolve_config_path(recipe)).phases
+    overrides = ["model.weights=none", "training.max_train_images=8", "training.run_eagerly=true"]
+    for i in range(len(phases)):
+        overrides += [f"phases.{i}.epochs=1", f"phases.{i}.batch_size=8"]
+    return load_config(resolve_config_path(recipe), overrides)
+
+
+@pytest.mark.parametrize("recipe", ["robust_cpu", "robust_gpu"])
+def test_robust_recipe_trains_one_step_records_families_and_packages(recipe, tiny_data, roomy_profile, tmp_path):
+    record = train_run(one_step(recipe), tiny_data, str(tmp_path / recipe), roomy_profile)
+    augmentation = record["training"]["augmentation"]
+    assert augmentation["families"] == ROBUST_FAMILIES
+    assert augmentation["held_out_families"] == list(NEVER_TRAINED)
+    if recipe == "robust_gpu":  # the head phase trains on cached features, without augmentation
+        assert augmentation["per_phase"] == ["none", "robust"]
+        assert record["training"]["phases"][0]["cached_features"] is True
+    packaged = package_runs([record["dir"]], str(tmp_path / f"{recipe}.zip"))
+    with zipfile.ZipFile(packaged["path"]) as archive:
+        member = json.loads(archive.read("manifest.json"))["members"][0]
+    assert member["trained_families"] == ROBUST_FAMILIES
+
+
+def test_a_phase_policy_must_be_known(tmp_path):
+    from codapack.errors import CodapackError
+
+    with pytest.raises(CodapackError, match=r"`phases.1.augmentation` should be one of .*Received: 'strong'"):
+        load_config(resolve_config_path("robust_gpu"), ["phases.1.augmentation=strong"])
