@@ -41,10 +41,11 @@ CRASH = "CRASH"
 # (compute_worker/compute_worker.py, Run._run_program_directory), not through the ingestion.
 METADATA_NAMES = ("metadata", "metadata.yaml")
 # How a saved model that this Keras cannot rebuild fails; Lambda and safe_mode are code, not versions.
-DESERIALIZATION_SIGNS = ("could not be deserialized", "Unknown layer", "Could not locate class",
-                         "Unrecognized keyword arguments", "unexpected keyword argument", "Lambda", "custom_objects",
-                         "safe_mode")
-CODE_SIGNS = ("Lambda", "safe_mode", "custom_objects")
+# Matched in lower case.
+DESERIALIZATION_SIGNS = ("could not be deserialized", "could not deserialize", "unknown layer",
+                         "could not locate class", "unrecognized keyword arguments", "unexpected keyword argument",
+                         "lambda", "custom_objects", "safe_mode")
+CODE_SIGNS = ("Lambda", "safe_mode")
 NOT_FOUND_SIGNS = ("No such file", "not found", "does not exist", "Unable to open file", "unable to open file")
 ERROR_EXCERPT = 110
 STAGE_NAMES = {"import": "importing model.py", "init": "Model()", "predict": "predict"}
@@ -165,7 +166,7 @@ def run_verdict(worker, context):
     found = _file_verdict(where, error, context.submission)
     if found:
         return found
-    if stage == "init" and any(sign in error for sign in DESERIALIZATION_SIGNS):
+    if stage == "init" and any(sign in error.lower() for sign in DESERIALIZATION_SIGNS):
         return _deserialization_verdict(error, context)
     if stage == "predict":
         return PREDICT_ERROR, f"predict raised {brief(error)}"

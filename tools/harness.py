@@ -216,8 +216,8 @@ def _failed(outcome):
 
 
 def _working_directory_cause(outcome, files, submission, python, images, limit, options):
-    """(how, path) when the run failed because of its folder: run from the submission folder, it gets past
-    the point where it failed; None otherwise (no relative path differs, or it fails there too)."""
+    """(how, path) when the run failed because of its folder: run from the submission folder, it gets further
+    or fails differently; None otherwise (no relative path resolves differently, or it fails the same there)."""
     worker = outcome["worker"]
     suspects = working_directory_differences(worker.get("relative_paths", []), files["cwd"], submission)
     if not suspects:
@@ -226,9 +226,9 @@ def _working_directory_cause(outcome, files, submission, python, images, limit, 
                        python, "submission", limit, dataclasses.replace(options, batch_check=0, probabilities=False))
     stages = ("import", "init", "predict", "predicted", "batch_check", "done")
     failed_at, reached = worker.get("stage"), again["worker"].get("stage")
-    if reached in stages and failed_at in stages and stages.index(reached) > stages.index(failed_at):
-        return suspects[0]
-    return None
+    further = reached in stages and failed_at in stages and stages.index(reached) > stages.index(failed_at)
+    otherwise = reached == failed_at and again["worker"].get("error") != worker.get("error")
+    return suspects[0] if further or otherwise else None
 
 
 def _verdict(outcome, files, context, profile, options, result):
