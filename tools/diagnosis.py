@@ -15,7 +15,8 @@ import zipfile
 
 import numpy as np
 
-from tools.shipped_files import (broken_files, keras_file_versions, saved_models, shipped_files,  # noqa: F401
+from codapack.errors import CodapackError
+from tools.shipped_files import (broken_files, keras_file_versions, saved_models, shipped_files,
                                  version_tuple)
 
 OK = "OK"
@@ -119,9 +120,8 @@ def zip_verdict(zip_path, exc):
     if encrypted:
         return BAD_ZIP, (f"entry {encrypted[0]!r} is password-protected (encrypted): the platform cannot unpack it; "
                          "zip without a password")
-    text = str(exc) if not isinstance(exc, Exception) or type(exc).__name__ == "CodapackError" \
-        else f"unreadable zip ({type(exc).__name__}: {exc})"
-    return BAD_ZIP, brief(f"BAD_ZIP: {text}", 240).partition(": ")[2]
+    text = str(exc) if isinstance(exc, CodapackError) else f"{zip_path}: unreadable zip ({type(exc).__name__}: {exc})"
+    return BAD_ZIP, text if len(text) <= 240 else text[:237] + "..."
 
 
 def new_metadata_files(folders, before):
@@ -179,9 +179,11 @@ def _file_verdict(where, error, submission):
     """BROKEN_FILE or MISSING_FILE when the exception is about a file the zip ships broken, or does not ship."""
     broken = broken_files(submission)
     named = [name for name in broken if os.path.basename(name) in error]
+    # A loader's complaint without a name: blame a broken saved model, never an unrelated broken file.
     loading = any(sign in error for sign in NOT_FOUND_SIGNS + ("zip", "HDF5", "signature", "truncated"))
-    if named or (broken and loading):
-        return BROKEN_FILE, f"{broken[(named or list(broken))[0]]}; {where} raised {brief(error, 90)}"
+    models = [name for name in saved_models(submission) if name in broken] if loading else []
+    if named or models:
+        return BROKEN_FILE, f"{broken[(named or models)[0]]}; {where} raised {brief(error, 90)}"
     if not any(sign in error for sign in NOT_FOUND_SIGNS):
         return None
     shipped = shipped_files(submission)
@@ -224,10 +226,11 @@ def _deserialization_verdict(error, context):
                              ".weights.h5")
 
 
-def newer_than_platform(submission, platform_keras):
+def newer_than_platform(submission, platform_keras, env):
     """Warnings for `.keras` files saved by a Keras newer than the platform's."""
+    check = "it ran in the target environment here" if env == "target" else "check with --env target"
     return [f"{name} was saved by Keras {saved}, newer than the platform's Keras {platform_keras}: such files may "
-            "not load there; ship .weights.h5, or check with --env target"
+            f"not load there ({check}); shipping .weights.h5 avoids it"
             for name, saved in keras_file_versions(submission).items()
             if saved and platform_keras and version_tuple(saved) > version_tuple(platform_keras)]
 

@@ -31,7 +31,7 @@ from evaluator.metrics import classification_metrics
 from tools import diagnosis, leaderboard
 from tools.diagnosis import OK
 from tools.platform_process import AFTER_PREDICT, run_worker
-from tools.shipped_files import saved_models, working_directory_differences
+from tools.shipped_files import reached_in_submission, saved_models, working_directory_differences
 from tools.target_env import CURRENT, TARGET, resolve_python
 from tools.zip_safety import check_zip, unpack_zip
 
@@ -163,8 +163,8 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
         if _failed(outcome):
             context.relative_cause = _working_directory_cause(outcome, files, submission, python, images, limit,
                                                               options)
-        verdict, error, predictions = _verdict(outcome, files, context, profile, options, result)
-        result["warnings"] += _warnings(outcome, files["cwd"], submission, workdir, context, profile)
+        verdict, error, predictions = _verdict(outcome, files, context, profile, result)
+        result["warnings"] += _warnings(outcome, submission, workdir, context)
         if verdict != OK:
             return _with_log(result, verdict, error, outcome=outcome)
         result["predictions"] = predictions
@@ -231,12 +231,15 @@ def _working_directory_cause(outcome, files, submission, python, images, limit, 
     return suspects[0] if further or otherwise else None
 
 
-def _verdict(outcome, files, context, profile, options, result):
+def _verdict(outcome, files, context, profile, result):
     """(verdict, message, predictions as int64 or None); adds the output's and the projection's warnings."""
     worker = outcome["worker"]
     if outcome["timed_out"]:
         return diagnosis.TIMEOUT, (f"Model() plus predict took longer than the {outcome['seconds']:.0f} s limit; "
                                    f"killed in stage `{outcome['last_stage']}`"), None
+    if _failed(outcome) and not worker:
+        return diagnosis.CRASH, (f"the submission process ended without a result (exit status "
+                                 f"{outcome['returncode']}; a negative status is the signal that killed it)"), None
     if _failed(outcome):
         return (*diagnosis.run_verdict(worker, context), None)
     written = diagnosis.new_metadata_files(files["watched"], files["metadata_before"])
@@ -262,12 +265,11 @@ def _verdict(outcome, files, context, profile, options, result):
     return OK, None, predictions
 
 
-def _warnings(outcome, cwd, submission, workdir, context, profile):
+def _warnings(outcome, submission, workdir, context):
     worker, warnings = outcome["worker"], []
-    opened = [path for how, path in worker.get("relative_paths", []) if how == "opens"]
-    relative = [p for p in opened if os.path.isfile(os.path.join(submission, p))]
+    relative = [f"{how} {path}" for how, path in reached_in_submission(worker.get("relative_paths", []), submission)]
     if relative and workdir == "submission":
-        warnings.append(f"model.py opens {', '.join(relative[:3])} relative to the working directory: it works "
+        warnings.append(f"model.py {', '.join(relative[:3])} relative to the working directory: it works "
                         "here because the profile runs from the submission folder, and breaks as soon as the "
                         "platform runs from another one (Codabench's generic worker does); use "
                         "os.path.dirname(__file__)")
@@ -278,7 +280,9 @@ def _warnings(outcome, cwd, submission, workdir, context, profile):
         warnings.append("the checks after predict (batch consistency, probabilities) did not finish in time; skipped")
     elif worker.get("error") and not _failed(outcome):
         warnings.append(f"the checks after predict raised {diagnosis.brief(worker['error'])}")
-    warnings += diagnosis.newer_than_platform(submission, context.platform_keras)
+    elif not _failed(outcome) and worker.get("stage") != "done":
+        warnings.append(f"the process ended during the checks after predict (exit status {outcome['returncode']})")
+    warnings += diagnosis.newer_than_platform(submission, context.platform_keras, context.env)
     return warnings
 
 

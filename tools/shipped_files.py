@@ -95,6 +95,16 @@ def working_directory_differences(reached, cwd, submission):
     return [(how, path) for how, path in reached if _seen(how, path, cwd) != _seen(how, path, submission)]
 
 
+def reached_in_submission(reached, submission):
+    """[(how, path)] of relative paths that find something in the submission folder, one per path."""
+    found, paths = [], set()
+    for how, path in reached:
+        if path not in paths and _seen(how, path, submission):
+            found.append((how, path))
+            paths.add(path)
+    return found
+
+
 def _seen(how, path, folder):
     target = os.path.join(folder, path)
     if how == "lists":
