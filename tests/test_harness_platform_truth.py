@@ -22,6 +22,7 @@ from codapack.profile import load_profile
 from codapack.splits import split_for
 from tests.conftest import TINY_PROFILE, last_json_line, make_zip
 from tests.test_harness_keras import TEMPLATE_MODEL, tiny_keras_model
+from tools.diagnosis import RunContext, run_verdict
 from tools.harness import HarnessOptions, run_harness, summary_line
 from tools.target_env import ensure_target_env
 
@@ -93,24 +94,36 @@ def test_a_newer_keras_file_that_loads_is_not_blamed_for_another_failure(tmp_pat
 
 
 # 2. A .keras that exists but is not a valid archive is not a RELATIVE_PATH.
-@pytest.mark.parametrize("damage, named", [
-    (lambda data: b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 123456\n",
-     "weights.keras is a Git LFS pointer, not the file"),
-    (lambda data: data[:len(data) // 2], "weights.keras is truncated or not a valid .keras archive"),
-])
-def test_a_broken_keras_file_is_named_from_the_submission_folder(damage, named, tmp_path, tiny_data, tiny_profile):
-    weights = damage(saved_keras_bytes(tmp_path))
-    zip_path = make_zip(tmp_path / "s.zip", {"model.py": TEMPLATE_MODEL, "weights.keras": weights})
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 123456\n"
+
+
+def test_a_git_lfs_pointer_is_named_from_the_submission_folder(tmp_path, tiny_data, tiny_profile):
+    zip_path = make_zip(tmp_path / "s.zip", {"model.py": TEMPLATE_MODEL, "weights.keras": LFS_POINTER})
     result = run_harness(zip_path, tiny_data, tiny_profile, CURRENT)
     assert result["workdir"] == "submission"
     assert result["verdict"] == "BROKEN_FILE", result["error"]
-    assert named in result["error"]
+    assert "weights.keras is a Git LFS pointer, not the file: run `git lfs pull`" in result["error"]
     assert_short_verdict(result)
 
 
+def test_a_truncated_keras_file_is_named(tmp_path, tiny_profile):
+    # Keras' own words for a .keras that is not a zip archive (3.4.1 and 3.15 alike).
+    data = saved_keras_bytes(tmp_path)
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "weights.keras").write_bytes(data[:len(data) // 2])
+    worker = {"stage": "init", "error_type": "ValueError",
+              "error": "ValueError: File not found: filepath=weights.keras. Please ensure the file is an accessible "
+                       "`.keras` zip file."}
+    verdict, message = run_verdict(worker, RunContext(str(folder), "target", "3.4.1", "3.4.1"))
+    assert verdict == "BROKEN_FILE"
+    assert message.startswith(f"weights.keras is truncated or not a valid .keras archive ({len(data) // 2} bytes)")
+
+
 # 3. A .keras file that the platform loads is judged in the platform's environment by default.
-@pytest.fixture
-def keras_341_zip(target_python, tmp_path):
+@pytest.fixture(scope="module")
+def keras_341_zip(target_python, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("keras341")
     save = ("import keras\n"
             "i = keras.Input((24, 24, 3)); x = keras.layers.RandomRotation(0.1)(i)\n"
             "x = keras.layers.Rescaling(1 / 255)(x); x = keras.layers.GlobalAveragePooling2D()(x)\n"
@@ -262,9 +275,23 @@ def test_a_submission_too_slow_for_the_hidden_test_set_fails(tmp_path, tiny_data
 
 # 9. The message names the file the zip actually ships.
 def test_a_missing_file_names_the_one_the_zip_ships(tmp_path, tiny_data, tiny_profile):
-    zip_path = make_zip(tmp_path / "s.zip", {"model.py": TEMPLATE_MODEL,
-                                             "first_attempt.keras": saved_keras_bytes(tmp_path)})
-    result = run_harness(zip_path, tiny_data, tiny_profile, CURRENT)
+    init = "self.weights = np.load(os.path.join(os.path.dirname(__file__), 'weights.npy'))"
+    zip_path = make_zip(tmp_path / "s.zip", {"model.py": numpy_model(init=init),
+                                             "first_attempt.npy": np.zeros(3).tobytes()})
+    result = run_harness(zip_path, tiny_data, tiny_profile)
     assert result["verdict"] == "MISSING_FILE", result["error"]
-    assert "`weights.keras`" in result["error"] and "the zip holds first_attempt.keras" in result["error"]
+    assert "`" + str(tmp_path) not in result["error"]  # the name, not the machine's folder
+    assert "loads `weights.npy`, which the zip does not contain; the zip holds first_attempt.npy" in result["error"]
     assert_short_verdict(result)
+
+
+def test_a_missing_keras_file_names_the_one_the_zip_ships(tmp_path):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "first_attempt.keras").write_bytes(saved_keras_bytes(tmp_path))
+    worker = {"stage": "init", "error_type": "ValueError",
+              "error": "ValueError: File not found: filepath=weights.keras. Please ensure the file is an accessible "
+                       "`.keras` zip file."}
+    verdict, message = run_verdict(worker, RunContext(str(folder), "target", "3.4.1", "3.4.1"))
+    assert verdict == "MISSING_FILE"
+    assert "Model() loads `weights.keras`, which the zip does not contain; the zip holds first_attempt.keras" in message

@@ -187,9 +187,12 @@ def _file_verdict(where, error, submission):
     if not any(sign in error for sign in NOT_FOUND_SIGNS):
         return None
     shipped = shipped_files(submission)
+    names = {os.path.basename(f) for f in shipped}
     for name in _named_paths(error):
-        if not os.path.isabs(name) and name not in shipped and os.path.basename(name) not in map(os.path.basename, shipped):
-            return MISSING_FILE, f"{where} loads `{name}`, which the zip does not contain; {_what_it_holds(name, shipped)}"
+        inside = os.path.relpath(name, submission) if os.path.isabs(name) else name
+        if inside.startswith("..") or inside in shipped or os.path.basename(inside) in names:
+            continue  # outside the submission folder, or shipped after all
+        return MISSING_FILE, f"{where} loads `{inside}`, which the zip does not contain; {_what_it_holds(inside, shipped)}"
     return None
 
 
