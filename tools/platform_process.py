@@ -92,7 +92,10 @@ def _wait_for_exit(process, limit):
 
 def _kill(process):
     # The whole process group: the submission may have started children of its own.
-    os.killpg(process.pid, signal.SIGKILL)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended on its own a moment ago
+        pass
     process.wait()
 
 
