@@ -295,3 +295,15 @@ def test_a_missing_keras_file_names_the_one_the_zip_ships(tmp_path):
     verdict, message = run_verdict(worker, RunContext(str(folder), "target", "3.4.1", "3.4.1"))
     assert verdict == "MISSING_FILE"
     assert "Model() loads `weights.keras`, which the zip does not contain; the zip holds first_attempt.keras" in message
+
+
+def test_auto_falls_back_to_this_python_and_says_so(tmp_path, tiny_data):
+    # A platform Python that no machine has: the target environment cannot be built here.
+    text = TINY_PROFILE.replace('python = "3.11"', 'python = "3.99"')
+    (tmp_path / "p.toml").write_text(text)
+    profile = load_profile(str(tmp_path / "p.toml"))
+    zip_path = make_zip(tmp_path / "s.zip", {"model.py": numpy_model(), "unused.keras": b"not loaded"})
+    result = run_harness(zip_path, tiny_data, profile)
+    assert result["verdict"] == "OK" and result["env"] == "current"
+    assert any(w.startswith("not the platform: the target environment is unavailable (the platform runs Python 3.99")
+               for w in result["warnings"]), result["warnings"]

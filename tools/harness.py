@@ -184,7 +184,8 @@ def _environment(options, profile, submission, warnings):
     except CodapackError as exc:
         if options.env != AUTO:
             raise
-        warnings.append(f"not the platform: the target environment is unavailable ({exc}); judged in this Python")
+        reason = str(exc).splitlines()[0][:150]
+        warnings.append(f"not the platform: the target environment is unavailable ({reason}); judged in this Python")
         return CURRENT, resolve_python(CURRENT, profile)
     if env == CURRENT and models:
         warnings.append(f"not the platform: the zip ships {models[0]}, and this Python has Keras "
