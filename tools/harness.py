@@ -345,7 +345,8 @@ def _round(value):
 
 def summary_line(result):
     if result["verdict"] != OK:
-        line = f"verdict {result['verdict']} ({result['env']} environment): {result['error']}"
+        where = f"{result['env']} environment" if result.get("seconds") is not None else "before running"
+        line = f"verdict {result['verdict']} ({where}): {result['error']}"
         return line if len(line) < 300 else line[:296] + "..."  # the whole story is in the log file
     return (f"verdict OK ({result['env']} environment): accuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f} on {result['n']} images "
             f"in {result['seconds']:.1f} s (Model() {result['init_seconds']:.1f} s, predict "
