@@ -16,8 +16,8 @@ import zipfile
 import numpy as np
 
 from codapack.errors import CodapackError
-from tools.shipped_files import (broken_files, keras_file_versions, saved_models, shipped_files,
-                                 version_tuple)
+from tools.shipped_files import (broken_file_problem, broken_files, keras_file_versions, saved_models,
+                                 shipped_files, version_tuple)
 
 OK = "OK"
 NO_MODEL_PY = "NO_MODEL_PY"
@@ -188,7 +188,7 @@ def _file_verdict(where, error, submission):
         return None
     shipped = shipped_files(submission)
     names = {os.path.basename(f) for f in shipped}
-    for name in _named_paths(error):
+    for name in named_paths(error):
         inside = os.path.relpath(name, submission) if os.path.isabs(name) else name
         if inside.startswith("..") or inside in shipped or os.path.basename(inside) in names:
             continue  # outside the submission folder, or shipped after all
@@ -196,7 +196,15 @@ def _file_verdict(where, error, submission):
     return None
 
 
-def _named_paths(error):
+def named_relative_files(error, cwd, submission):
+    """Relative file names the exception quotes that ship intact in the submission and are missing from `cwd`."""
+    return [name for name in named_paths(error)
+            if not os.path.isabs(name) and os.path.isfile(os.path.join(submission, name))
+            and not os.path.exists(os.path.join(cwd, name))
+            and broken_file_problem(os.path.join(submission, name)) is None]
+
+
+def named_paths(error):
     """File names an exception quotes: 'x.npy' (Python, h5py) or filepath=x.keras (Keras)."""
     quoted = re.findall(r"['\"]([^'\"\s]+\.[A-Za-z0-9]{1,8})['\"]", error)
     keras = [m.rstrip(".") for m in re.findall(r"filepath=(\S+)", error)]

@@ -217,9 +217,16 @@ def _failed(outcome):
 
 
 def _working_directory_cause(outcome, files, submission, python, images, limit, options):
-    """(how, path) when the run failed because of its folder: run from the submission folder, it gets further
-    or fails differently; None otherwise (no relative path resolves differently, or it fails the same there)."""
+    """(how, path) when the run failed because of its folder, else None.
+
+    Evidence is the exception naming a shipped file missing from the run's folder, or else, when a
+    relative path the run reached resolves differently there, a run from the submission folder that
+    gets further or fails differently.
+    """
     worker = outcome["worker"]
+    named = diagnosis.named_relative_files(worker.get("error", ""), files["cwd"], submission)
+    if named:  # the exception itself names a shipped file that is not where the run looked
+        return "opens", named[0]
     suspects = working_directory_differences(worker.get("relative_paths", []), files["cwd"], submission)
     if not suspects:
         return None
