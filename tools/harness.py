@@ -56,7 +56,8 @@ class HarnessOptions:
         env: "current" (this Python), "target" (the profile's pinned platform environment) or
             "auto" (target when the zip ships `.keras` or `.h5` models, else current).
         python: an explicit interpreter to play the platform; overrides `env`.
-        batch_check: how many samples to re-predict in smaller batches; 0 skips the check.
+        batch_check: how many samples to re-predict as one smaller batch (and the first two alone),
+            after the timed run; 0 skips the check.
         probabilities: also collect `predict_proba(X)` when the model has it.
         shifted: also run on a corrupted copy of the split and report `shifted_accuracy`.
     """
@@ -380,8 +381,9 @@ def summary_line(result):
 @click.option("--env", default=AUTO, type=click.Choice((AUTO, CURRENT, TARGET)),
               help="Run in this Python (current), in the profile's pinned platform environment (target; built "
                    "once, cached), or in the target one when the zip ships .keras or .h5 models (auto).")
-@click.option("--batch-check", default=8, help="Samples re-predicted in smaller batches to catch batch-dependent "
-                                               "predictions; 0 skips.")
+@click.option("--batch-check", default=8, help="After the timed run, re-predict the first N images as one batch and "
+                                               "the first two one by one, to catch batch-dependent predictions; "
+                                               "0 skips.")
 @click.option("--shifted", is_flag=True, help="Also score a corrupted copy of the split (one of 8 corruptions x 5 "
                                               "severities per image) and record it as the shifted accuracy.")
 @profile_option
