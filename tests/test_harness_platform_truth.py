@@ -307,3 +307,18 @@ def test_auto_falls_back_to_this_python_and_says_so(tmp_path, tiny_data):
     assert result["verdict"] == "OK" and result["env"] == "current"
     assert any(w.startswith("not the platform: the target environment is unavailable (the platform runs Python 3.99")
                for w in result["warnings"]), result["warnings"]
+
+
+def test_an_unregistered_custom_class_is_not_a_version_problem(tmp_path):
+    # Keras 3.4.1's words for a custom layer whose code is not registered at load time.
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "weights.keras").write_bytes(with_keras_version(saved_keras_bytes(tmp_path), "3.6.0", tmp_path))
+    error = ("TypeError: Could not locate class 'Scale'. Make sure custom classes are decorated with "
+             "`@keras.saving.register_keras_serializable()`. Full object config: {'module': None, 'class_name': "
+             "'Scale', 'config': {'name': 'scale'}, 'registered_name': 'Scale'}")
+    context = RunContext(str(folder), "target", "3.4.1", "3.4.1")
+    assert run_verdict({"stage": "init", "error_type": "TypeError", "error": error}, context)[0] == "DESERIALIZATION"
+    builtin = error.replace("'module': None", "'module': 'keras.layers'")
+    verdict, message = run_verdict({"stage": "init", "error_type": "TypeError", "error": builtin}, context)
+    assert verdict == "KERAS_VERSION" and "weights.keras was saved by Keras 3.6.0, newer than the Keras 3.4.1" in message

@@ -224,7 +224,7 @@ def _deserialization_verdict(error, context):
     versions = keras_file_versions(context.submission)
     differing = {name: v for name, v in versions.items()
                  if v and context.env_keras and version_tuple(v) != version_tuple(context.env_keras)}
-    if differing and not any(sign in error for sign in CODE_SIGNS):
+    if differing and not any(sign in error for sign in CODE_SIGNS) and not _custom_class(error):
         name, saved = next(iter(differing.items()))
         if version_tuple(saved) > version_tuple(context.env_keras):
             return KERAS_VERSION, (f"{name} was saved by Keras {saved}, newer than the Keras {context.env_keras} that "
@@ -235,6 +235,12 @@ def _deserialization_verdict(error, context):
     return DESERIALIZATION, (f"the saved model does not deserialize in Model() ({brief(error, 90)}). Lambda layers and "
                              "custom objects need their code at load time: rebuild the network in code and load "
                              ".weights.h5")
+
+
+def _custom_class(error):
+    """True when Keras could not locate a class of the user's own (its config's module is not Keras')."""
+    found = re.search(r"Could not locate class '[^']*'.*?Full object config: \{'module': (None|'[^']*')", error, re.S)
+    return bool(found) and not found.group(1).startswith("'keras")
 
 
 def newer_than_platform(submission, platform_keras, env):
