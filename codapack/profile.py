@@ -27,6 +27,9 @@ class Profile:
         min_value: smallest pixel value.
         max_value: largest pixel value.
         classes: class names in id order.
+        strict_output: the platform rejects predictions that are not an integer
+            numpy array (`output.strict`, optional, default false: a list or
+            whole-number floats are converted, as np.save-then-score does).
         time_limit_s: wall-clock limit over `Model()` plus `predict`.
         safe_upload_mb: zip size known to upload fine.
         failing_upload_mb: zip size at which uploads fail.
@@ -63,6 +66,7 @@ class Profile:
     test_fraction: float
     final_fraction: float = 0.0
     expected_test_images: int = 0
+    strict_output: bool = False
     source: str = ""
 
     @property
@@ -117,7 +121,7 @@ def _field(raw, path, dotted, kind):
         node = node[part]
     if kind is float and isinstance(node, int) and not isinstance(node, bool):
         node = float(node)
-    if not isinstance(node, kind) or isinstance(node, bool):
+    if not isinstance(node, kind) or (isinstance(node, bool) and kind is not bool):
         raise fail_for(path, f"`{dotted}` should be {kind.__name__}. Received: {node!r}")
     return node
 
@@ -160,5 +164,6 @@ def _profile_from_toml(raw, path):
         test_fraction=test,
         final_fraction=final,
         expected_test_images=int(raw.get("limits", {}).get("expected_test_images", 0)),
+        strict_output=_field(raw, path, "output.strict", bool) if "strict" in raw.get("output", {}) else False,
         source=os.path.abspath(path),
     )

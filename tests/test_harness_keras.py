@@ -1,7 +1,8 @@
 """Keras-specific failures: models that do not deserialize, files saved by a newer Keras, the course template.
 
 Each zip holds a `.keras` file made here with tiny models; the harness runs it
-in this environment (the target environment's versions are in test_target_env.py).
+in this environment, `--env current` (the target environment's versions are in
+test_target_env.py and test_harness_platform_truth.py).
 """
 
 import json
@@ -16,6 +17,7 @@ from tools.course_template import COURSE_TEMPLATE_MODEL
 from tools.harness import HarnessOptions, run_harness
 
 TEMPLATE_MODEL = COURSE_TEMPLATE_MODEL
+CURRENT = HarnessOptions(env="current")
 
 
 def tiny_keras_model(lambda_layer=False):
@@ -49,7 +51,7 @@ def forge_future_keras(path):
 
 
 def test_course_template_runs_and_warns_about_its_relative_path(tmp_path, tiny_data, tiny_profile):
-    result = run_harness(keras_zip(tmp_path, tiny_keras_model()), tiny_data, tiny_profile)
+    result = run_harness(keras_zip(tmp_path, tiny_keras_model()), tiny_data, tiny_profile, CURRENT)
     assert result["verdict"] == "OK", result["error"]
     assert result["n"] == 80 and 0 <= result["accuracy"] <= 1
     assert any("opens weights.keras relative to the working directory" in w for w in result["warnings"])
@@ -57,17 +59,18 @@ def test_course_template_runs_and_warns_about_its_relative_path(tmp_path, tiny_d
 
 def test_course_template_fails_from_another_folder(tmp_path, tiny_data, tiny_profile):
     zip_path = keras_zip(tmp_path, tiny_keras_model())
-    result = run_harness(zip_path, tiny_data, tiny_profile, HarnessOptions(workdir="elsewhere"))
+    result = run_harness(zip_path, tiny_data, tiny_profile, HarnessOptions(workdir="elsewhere", env="current"))
     assert result["verdict"] == "RELATIVE_PATH" and "`weights.keras`" in result["error"]
 
 
 def test_lambda_layer_does_not_deserialize(tmp_path, tiny_data, tiny_profile):
-    result = run_harness(keras_zip(tmp_path, tiny_keras_model(lambda_layer=True)), tiny_data, tiny_profile)
+    result = run_harness(keras_zip(tmp_path, tiny_keras_model(lambda_layer=True)), tiny_data, tiny_profile, CURRENT)
     assert result["verdict"] == "DESERIALIZATION"
     assert "Lambda layers and custom objects need their code at load time" in result["error"]
 
 
 def test_keras_file_from_a_newer_keras(tmp_path, tiny_data, tiny_profile):
-    result = run_harness(keras_zip(tmp_path, tiny_keras_model(), rewrite=forge_future_keras), tiny_data, tiny_profile)
+    result = run_harness(keras_zip(tmp_path, tiny_keras_model(), rewrite=forge_future_keras), tiny_data, tiny_profile,
+                         CURRENT)
     assert result["verdict"] == "KERAS_VERSION"
     assert f"weights.keras was saved by Keras 99.0.0, newer than the Keras {keras.__version__}" in result["error"]

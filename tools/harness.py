@@ -4,16 +4,19 @@ The zip is unpacked into a fresh temporary folder and run in a separate Python
 process (`tools/platform_worker.py`) with the platform's working directory,
 only the submission folder on `sys.path`, no GPU, a stripped environment and
 one time limit over `Model()` plus `predict`. The output is checked, scored
-and recorded in the leaderboard; the last line printed is JSON.
+and recorded in the leaderboard; the last line printed is JSON, and a failed
+run's full exception and output go to a log file whose path is printed.
 """
 
 import dataclasses
+import datetime
 import importlib.metadata
 import json
 import os
 import sys
 import tempfile
 import zipfile
+import zlib
 
 import click
 import numpy as np
@@ -21,17 +24,24 @@ import numpy as np
 from codapack.cli_common import command, emit_json, profile_option
 from codapack.dataset import load_dataset
 from codapack.errors import CodapackError
-from codapack.files import file_sha256
+from codapack.files import atomic_path, file_sha256
 from codapack.profile import WORKDIR_CHOICES, load_profile
-from codapack.splits import SPLIT_NAMES, split_for
+from codapack.splits import SPLIT_NAMES, split_for, state_dir
 from evaluator.metrics import classification_metrics
 from tools import diagnosis, leaderboard
 from tools.diagnosis import OK
-from tools.platform_process import run_worker
+from tools.platform_process import AFTER_PREDICT, run_worker
+from tools.shipped_files import reached_in_submission, saved_models, working_directory_differences
 from tools.target_env import CURRENT, TARGET, resolve_python
 from tools.zip_safety import check_zip, unpack_zip
 
 MB = 1024 * 1024
+# `--env auto`: the target environment for zips that ship saved models, whose loading is what differs
+# between Keras versions; this Python for the rest (weights rebuilt in code load the same in both).
+AUTO = "auto"
+# What reading or unpacking a zip may raise besides CodapackError: every one ends in a BAD_ZIP verdict.
+ZIP_ERRORS = (CodapackError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, OSError,
+              EOFError, ValueError, zlib.error)
 
 
 @dataclasses.dataclass
@@ -43,9 +53,11 @@ class HarnessOptions:
         dtype: "uint8" or "float32", the dtype of the images given to predict.
         workdir: "submission" or "elsewhere"; None follows the profile.
         time_limit_s: limit over Model() plus predict; None follows the profile.
-        env: "current" (this Python) or "target" (the profile's pinned platform environment).
+        env: "current" (this Python), "target" (the profile's pinned platform environment) or
+            "auto" (target when the zip ships `.keras` or `.h5` models, else current).
         python: an explicit interpreter to play the platform; overrides `env`.
-        batch_check: how many samples to re-predict in smaller batches; 0 skips the check.
+        batch_check: how many samples to re-predict as one smaller batch (and the first two alone),
+            after the timed run; 0 skips the check.
         probabilities: also collect `predict_proba(X)` when the model has it.
         shifted: also run on a corrupted copy of the split and report `shifted_held_out_accuracy`
             (families none of the zip's members trained on: the one to trust),
@@ -56,7 +68,7 @@ class HarnessOptions:
     dtype: str = "uint8"
     workdir: str = None
     time_limit_s: float = None
-    env: str = CURRENT
+    env: str = AUTO
     python: str = None
     batch_check: int = 8
     probabilities: bool = False
@@ -134,43 +146,73 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
 
     Returns:
         The result dict of `run_harness` without metrics, plus `predictions`
-        (and `probabilities` when asked for and available) as numpy arrays.
-
-    Raises:
-        CodapackError: the zip is missing, corrupt or hostile.
+        (and `probabilities` when asked for and available) as numpy arrays;
+        `log`, the path of the log file, for a verdict other than OK.
+        A zip that cannot be read or is unsafe gets the verdict BAD_ZIP.
     """
     workdir = options.workdir or profile.platform_workdir
     limit = options.time_limit_s or profile.time_limit_s
     size = os.path.getsize(zip_path) if os.path.isfile(zip_path) else 0
     result = {"verdict": OK, "error": None, "warnings": [], "n": int(len(images)), "zip": os.path.abspath(zip_path),
               "zip_bytes": size, "env": options.env, "workdir": workdir, "time_limit_s": limit}
-    entries = check_zip(zip_path)
-    result.update(zip_sha256=file_sha256(zip_path))
+    if os.path.isfile(zip_path):
+        result.update(zip_sha256=file_sha256(zip_path))
+    try:
+        entries = check_zip(zip_path)
+    except ZIP_ERRORS as exc:
+        return _with_log(result, *diagnosis.zip_verdict(zip_path, exc), details=f"{type(exc).__name__}: {exc}")
     if size >= profile.failing_upload_mb * MB:
-        return dict(result, verdict=diagnosis.TOO_LARGE,
-                    error=f"the zip is {size / MB:.1f} MB; uploads of {profile.failing_upload_mb:g} MB and more fail")
+        return _with_log(result, diagnosis.TOO_LARGE,
+                         f"the zip is {size / MB:.1f} MB; uploads of {profile.failing_upload_mb:g} MB and more fail")
     if size >= profile.safe_upload_mb * MB:
         result["warnings"].append(f"the zip is {size / MB:.1f} MB, above the {profile.safe_upload_mb:g} MB known "
                                   "to upload safely")
     with tempfile.TemporaryDirectory(prefix="codapack-harness-") as scratch:
-        submission = unpack_zip(zip_path, os.path.join(scratch, "submission"), entries)
+        try:
+            submission = unpack_zip(zip_path, os.path.join(scratch, "submission"), entries)
+        except ZIP_ERRORS as exc:
+            return _with_log(result, *diagnosis.zip_verdict(zip_path, exc), details=f"{type(exc).__name__}: {exc}")
         result["members"] = _member_names(submission)
         static = diagnosis.static_verdict(submission, [entry.filename for entry in entries])
         if static:
-            return dict(result, verdict=static[0], error=static[1])
-        python = options.python or resolve_python(options.env, profile, log=_say)
+            return _with_log(result, *static)
+        env, python = _environment(options, profile, submission, result["warnings"])
         outcome, files = _run_in(scratch, submission, images, python, workdir, limit, options)
-        result.update(_timings(outcome))
-        verdict, error = _verdict(outcome, files, submission, profile, options, len(images))
-        result.update(verdict=verdict, error=error)
-        result["warnings"] += _warnings(outcome["worker"], submission, workdir, options, profile)
-        if verdict == OK:
-            result["predictions"] = np.load(files["predictions"], allow_pickle=False)
-            if os.path.exists(files["probabilities"]):
-                result["probabilities"] = np.load(files["probabilities"], allow_pickle=False)
-        elif outcome["worker"].get("traceback") or outcome["log"]:
-            result["traceback"] = outcome["worker"].get("traceback") or outcome["log"][-3000:]
+        result.update(_timings(outcome), env=env)
+        context = diagnosis.RunContext(submission, env, _env_keras_version(env, options, profile),
+                                       _platform_keras_version(profile))
+        if _failed(outcome):
+            context.relative_cause = _working_directory_cause(outcome, files, submission, python, images, limit,
+                                                              options)
+        verdict, error, predictions = _verdict(outcome, files, context, profile, result)
+        result["warnings"] += _warnings(outcome, submission, workdir, context)
+        if verdict != OK:
+            return _with_log(result, verdict, error, outcome=outcome)
+        result["predictions"] = predictions
+        if os.path.exists(files["probabilities"]):
+            result["probabilities"] = np.load(files["probabilities"], allow_pickle=False)
     return result
+
+
+def _environment(options, profile, submission, warnings):
+    """(env name, interpreter) for the run; `auto` picks the target for zips that ship saved models."""
+    if options.python:
+        return options.env, options.python
+    models = saved_models(submission)
+    env = (TARGET if models else CURRENT) if options.env == AUTO else options.env
+    try:
+        python = resolve_python(env, profile, log=_say)
+    except CodapackError as exc:
+        if options.env != AUTO:
+            raise
+        reason = str(exc).splitlines()[0][:150]
+        warnings.append(f"not the platform: the target environment is unavailable ({reason}); judged in this Python")
+        return CURRENT, resolve_python(CURRENT, profile)
+    if env == CURRENT and models:
+        warnings.append(f"not the platform: the zip ships {models[0]}, and this Python has Keras "
+                        f"{_env_keras_version(CURRENT, options, profile)}, the platform "
+                        f"{_platform_keras_version(profile)}; --env target runs it as the platform does")
+    return env, python
 
 
 def _run_in(scratch, submission, images, python, workdir, limit, options):
@@ -180,6 +222,7 @@ def _run_in(scratch, submission, images, python, workdir, limit, options):
         os.makedirs(folder, exist_ok=True)
     files = {name: os.path.join(scratch, f"{name}.npy") for name in ("input", "predictions", "probabilities")}
     files["result"] = os.path.join(scratch, "result.json")
+    files["cwd"] = cwd
     files["watched"] = [cwd, submission, output]
     files["metadata_before"] = diagnosis.existing_metadata_files(files["watched"])
     np.save(files["input"], images)
@@ -189,50 +232,120 @@ def _run_in(scratch, submission, images, python, workdir, limit, options):
     return run_worker(python, job, cwd, limit, len(images)), files
 
 
-def _verdict(outcome, files, submission, profile, options, n):
+def _failed(outcome):
+    """True when the run ended before predict returned (the checks after it do not count), within the limit."""
+    return not outcome["timed_out"] and outcome["worker"].get("stage") not in AFTER_PREDICT
+
+
+def _working_directory_cause(outcome, files, submission, python, images, limit, options):
+    """(how, path) when the run failed because of its folder, else None.
+
+    Evidence is the exception naming a shipped file missing from the run's folder, or else, when a
+    relative path the run reached resolves differently there, a run from the submission folder that
+    gets further or fails differently.
+    """
+    worker = outcome["worker"]
+    named = diagnosis.named_relative_files(worker.get("error", ""), files["cwd"], submission)
+    if named:  # the exception itself names a shipped file that is not where the run looked
+        return "opens", named[0]
+    suspects = working_directory_differences(worker.get("relative_paths", []), files["cwd"], submission)
+    if not suspects:
+        return None
+    again, _ = _run_in(os.path.join(os.path.dirname(files["result"]), "from-submission"), submission, images,
+                       python, "submission", limit, dataclasses.replace(options, batch_check=0, probabilities=False))
+    stages = ("import", "init", "predict", "predicted", "batch_check", "done")
+    failed_at, reached = worker.get("stage"), again["worker"].get("stage")
+    further = reached in stages and failed_at in stages and stages.index(reached) > stages.index(failed_at)
+    otherwise = reached == failed_at and again["worker"].get("error") != worker.get("error")
+    return suspects[0] if further or otherwise else None
+
+
+def _verdict(outcome, files, context, profile, result):
+    """(verdict, message, predictions as int64 or None); adds the output's and the projection's warnings."""
     worker = outcome["worker"]
     if outcome["timed_out"]:
         return diagnosis.TIMEOUT, (f"Model() plus predict took longer than the {outcome['seconds']:.0f} s limit; "
-                                   f"killed in stage `{outcome['last_stage']}`")
-    if outcome["returncode"] != 0 or worker.get("stage") != "done":
-        return diagnosis.run_verdict(worker, submission, diagnosis.keras_file_versions(submission),
-                                     _env_keras_version(options, profile))
+                                   f"killed in stage `{outcome['last_stage']}`"), None
+    if _failed(outcome) and not worker:
+        return diagnosis.CRASH, (f"the submission process ended without a result (exit status "
+                                 f"{outcome['returncode']}; a negative status is the signal that killed it)"), None
+    if _failed(outcome):
+        return (*diagnosis.run_verdict(worker, context), None)
     written = diagnosis.new_metadata_files(files["watched"], files["metadata_before"])
     if written:
         return diagnosis.METADATA_FILE, (f"the submission wrote `{os.path.basename(written[0])}` during the run; "
-                                         "Codabench reads a file of that name as a program's run command")
-    problem = diagnosis.output_problem(np.load(files["predictions"], allow_pickle=False),
-                                       worker["output_type"], n, profile.num_classes)
-    return (diagnosis.BAD_OUTPUT, problem) if problem else (OK, None)
+                                         "Codabench reads a file of that name as a program's run command"), None
+    raw = None if worker.get("output_unsaveable") else np.load(files["predictions"], allow_pickle=False)
+    problem, predictions, warnings = diagnosis.output_check(raw, worker["output_type"], result["n"],
+                                                            profile.num_classes, profile.strict_output,
+                                                            worker.get("output_unsaveable"))
+    result["warnings"] += warnings
+    if problem:
+        return diagnosis.BAD_OUTPUT, problem, None
+    limit, expected = result["time_limit_s"], profile.expected_test_images
+    projected = diagnosis.projected_seconds(worker.get("init_seconds"), worker.get("predict_seconds"),
+                                            result["n"], expected)
+    result["projected_seconds"] = _round(projected)
+    verdict, message = diagnosis.time_verdict(projected, limit, result["n"], expected, worker.get("predict_seconds"))
+    if verdict:
+        return verdict, message, None
+    if message:
+        result["warnings"].append(message)
+    return OK, None, predictions
 
 
-def _warnings(worker, submission, workdir, options, profile):
-    warnings = []
-    relative = [p for p in worker.get("relative_opens", []) if os.path.exists(os.path.join(submission, p))]
+def _warnings(outcome, submission, workdir, context):
+    worker, warnings = outcome["worker"], []
+    relative = [f"{how} {path}" for how, path in reached_in_submission(worker.get("relative_paths", []), submission)]
     if relative and workdir == "submission":
-        warnings.append(f"model.py opens {', '.join(relative[:3])} relative to the working directory: it works "
+        warnings.append(f"model.py {', '.join(relative[:3])} relative to the working directory: it works "
                         "here because the profile runs from the submission folder, and breaks as soon as the "
                         "platform runs from another one (Codabench's generic worker does); use "
                         "os.path.dirname(__file__)")
     if worker.get("batch_consistent") is False:
         warnings.append("predictions change with the batch they come in (" + worker["batch_detail"] + "); "
                         "the platform may batch differently: use inference-mode layers, no per-batch statistics")
-    env_keras = _env_keras_version(options, profile)
-    for name, saved in diagnosis.keras_file_versions(submission).items():
-        if saved and env_keras and diagnosis.version_tuple(saved) > diagnosis.version_tuple(env_keras):
-            warnings.append(f"{name} was saved by Keras {saved}; the environment that ran it has {env_keras}")
+    if outcome.get("checks_timed_out"):
+        warnings.append("the checks after predict (batch consistency, probabilities) did not finish in time; skipped")
+    elif worker.get("error") and not _failed(outcome):
+        warnings.append(f"the checks after predict raised {diagnosis.brief(worker['error'])}")
+    elif not _failed(outcome) and worker.get("stage") != "done":
+        warnings.append(f"the process ended during the checks after predict (exit status {outcome['returncode']})")
+    warnings += diagnosis.newer_than_platform(submission, context.platform_keras, context.env)
     return warnings
 
 
-def _env_keras_version(options, profile):
+def _env_keras_version(env, options, profile):
     """The Keras version of the environment that runs the submission, if known."""
-    if options.env == TARGET and not options.python:
-        pins = [p.split("==", 1)[1] for p in profile.platform_packages if p.replace(" ", "").startswith("keras==")]
-        return pins[0] if pins else None
-    try:
-        return importlib.metadata.version("keras")
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    if env == TARGET and not options.python:
+        return _platform_keras_version(profile)
+    if env == CURRENT and not options.python:
+        try:
+            return importlib.metadata.version("keras")
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    return None
+
+
+def _platform_keras_version(profile):
+    pins = [p.split("==", 1)[1] for p in profile.platform_packages if p.replace(" ", "").startswith("keras==")]
+    return pins[0] if pins else None
+
+
+def _with_log(result, verdict, error, *, outcome=None, details=""):
+    """`result` with a failed verdict, and a log file holding the full exception and the run's output."""
+    result = dict(result, verdict=verdict, error=error)
+    worker = (outcome or {}).get("worker", {})
+    sections = [f"zip: {result['zip']}", f"verdict: {verdict} ({result['env']} environment, workdir "
+                f"{result['workdir']})", f"message: {error}", "", "--- exception ---",
+                worker.get("traceback") or details or "(none)", "", "--- output of the run (tail) ---",
+                (outcome or {}).get("log") or "(none)"]
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    path = os.path.join(state_dir(), "harness-logs", f"{stamp}-{(result.get('zip_sha256') or 'nozip')[:12]}.log")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(sections) + "\n")
+    result["log"] = path
+    return result
 
 
 def _timings(outcome):
@@ -260,7 +373,9 @@ def _round(value):
 
 def summary_line(result):
     if result["verdict"] != OK:
-        return f"verdict {result['verdict']} ({result['env']} environment): {result['error']}"
+        where = f"{result['env']} environment" if result.get("seconds") is not None else "before running"
+        line = f"verdict {result['verdict']} ({where}): {result['error']}"
+        return line if len(line) < 300 else line[:296] + "..."  # the whole story is in the log file
     return (f"verdict OK ({result['env']} environment): accuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f} on {result['n']} images "
             f"in {result['seconds']:.1f} s (Model() {result['init_seconds']:.1f} s, predict "
             f"{result['predict_seconds']:.1f} s), peak memory {result['peak_rss_mb']:.0f} MB"
@@ -272,8 +387,9 @@ def _shifted_summary(result):
     if result.get("shifted_held_out_accuracy") is None:
         return ""
     trained = result.get("shifted_trained_accuracy")
+    held_out = result["held_out_families"]
     return (f"; corrupted copy: held-out families {result['shifted_held_out_accuracy']:.4f} "
-            f"({', '.join(result['held_out_families'])})"
+            f"({', '.join(held_out) if len(held_out) <= 3 else f'{len(held_out)} families'})"
             + (f", trained families {trained:.4f}" if trained is not None else ", no family trained on"))
 
 
@@ -294,10 +410,12 @@ def _shifted_summary(result):
 @click.option("--db", default=None, type=click.Path(), help="Leaderboard database [default: .codapack/leaderboard.sqlite].")
 @click.option("--note", default="", help="Free note stored with the leaderboard entry.")
 @click.option("--no-record", is_flag=True, help="Do not record this run in the leaderboard.")
-@click.option("--env", default=CURRENT, type=click.Choice((CURRENT, TARGET)),
-              help="Run in this Python, or in the profile's pinned platform environment (built once, cached).")
-@click.option("--batch-check", default=8, help="Samples re-predicted in smaller batches to catch batch-dependent "
-                                               "predictions; 0 skips.")
+@click.option("--env", default=AUTO, type=click.Choice((AUTO, CURRENT, TARGET)),
+              help="Run in this Python (current), in the profile's pinned platform environment (target; built "
+                   "once, cached), or in the target one when the zip ships .keras or .h5 models (auto).")
+@click.option("--batch-check", default=8, help="After the timed run, re-predict the first N images as one batch and "
+                                               "the first two one by one, to catch batch-dependent predictions; "
+                                               "0 skips.")
 @click.option("--shifted", is_flag=True, help="Also score a corrupted copy of the split (one of 21 corruptions x 5 "
                                               "severities per image, 9 families) and record the accuracy on families "
                                               "the zip never trained on (held out: the one to trust) and on the rest.")
@@ -308,9 +426,10 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
          shifted, profile_name, as_json):
     """Run a submission zip as the platform does, check its output and score it.
 
-    Exits 1 unless the verdict is OK. Failed verdicts: NO_MODEL_PY, METADATA_FILE, TOO_LARGE,
-    SYNTAX_ERROR, MISSING_PACKAGE, INIT_ARGUMENTS, RELATIVE_PATH, KERAS_VERSION, DESERIALIZATION,
-    INIT_ERROR, PREDICT_ERROR, BAD_OUTPUT, TIMEOUT, CRASH.
+    Exits 1 unless the verdict is OK. Failed verdicts: NO_MODEL_PY, METADATA_FILE, TOO_LARGE, BAD_ZIP,
+    SYNTAX_ERROR, MISSING_PACKAGE, INIT_ARGUMENTS, RELATIVE_PATH, MISSING_FILE, BROKEN_FILE, KERAS_VERSION,
+    DESERIALIZATION, INIT_ERROR, PREDICT_ERROR, BAD_OUTPUT, TIMEOUT, CRASH. A failed verdict's full error
+    and the run's output go to a log file under .codapack/harness-logs/, whose path is printed.
     """
     profile = load_profile(profile_name)
     if time_limit_s is not None and time_limit_s <= 0:
@@ -323,17 +442,17 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
     options = HarnessOptions(split=split, dtype=dtype, workdir=workdir, time_limit_s=time_limit_s, env=env,
                              batch_check=max(batch_check, 0), shifted=shifted)
     result = run_harness(zip_path, data_path, profile, options)
-    if not no_record:
+    if not no_record and result.get("zip_sha256"):
         result["leaderboard_id"] = leaderboard.Leaderboard(db).record(result, profile.name, note=note, phase=phase)
     if phase == leaderboard.FINAL:
         result = leaderboard.seal(result)
-    if result.get("traceback"):
-        click.echo(result["traceback"], err=True)
     if not as_json:
         for warning in result["warnings"]:
             click.echo(f"warning: {warning}", err=True)
         click.echo(summary_line(result) if phase == leaderboard.DEVELOPMENT else leaderboard.final_summary(result))
-    emit_json({k: v for k, v in result.items() if k not in ("metrics", "traceback")})
+        if result.get("log"):
+            click.echo(f"full error and output: {result['log']}", err=True)
+    emit_json({k: v for k, v in result.items() if k != "metrics"})
     if result["verdict"] != OK:
         sys.exit(1)
 
