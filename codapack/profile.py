@@ -32,6 +32,8 @@ class Profile:
         failing_upload_mb: zip size at which uploads fail.
         expected_test_images: images in the hidden test set, for predicting the
             remote run's time; 0 when unknown.
+        memory_limit_mb: the harness kills a submission whose processes hold more
+            resident memory than this (optional `limits.memory_limit_mb`); 0: no limit.
         platform_python: Python version the platform runs.
         platform_packages: pinned requirements of the platform.
         platform_device: "cpu" or "gpu".
@@ -63,6 +65,7 @@ class Profile:
     test_fraction: float
     final_fraction: float = 0.0
     expected_test_images: int = 0
+    memory_limit_mb: float = 0.0
     source: str = ""
 
     @property
@@ -160,5 +163,6 @@ def _profile_from_toml(raw, path):
         test_fraction=test,
         final_fraction=final,
         expected_test_images=int(raw.get("limits", {}).get("expected_test_images", 0)),
+        memory_limit_mb=float(raw.get("limits", {}).get("memory_limit_mb", 0)),
         source=os.path.abspath(path),
     )

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from codapack.cli import main
 from codapack.dataset import load_dataset
 from codapack.splits import split_for
-from tests.conftest import last_json_line, make_zip
+from tests.conftest import last_json_line, make_zip, processes_with
 from tools.harness import HarnessOptions, run_harness
 
 CONSTANT_MODEL = """
@@ -106,32 +106,20 @@ import subprocess, sys, time
 import numpy as np
 class Model:
     def __init__(self):
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-        open({pidfile!r}, "w").write(str(child.pid))
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)  # {marker}"])
     def predict(self, X):
         time.sleep(600)
 """
 
 
 def test_time_limit_kills_the_submission_and_its_children(tmp_path, tiny_data, tiny_profile):
-    pidfile = str(tmp_path / "child.pid")
-    zip_path = make_zip(tmp_path / "slow.zip", {"model.py": SLOW_MODEL.format(pidfile=pidfile)})
+    marker = f"codapack-test-{os.getpid()}-slow"
+    zip_path = make_zip(tmp_path / "slow.zip", {"model.py": SLOW_MODEL.format(marker=marker)})
     started = time.monotonic()
     result = run_harness(zip_path, tiny_data, tiny_profile, HarnessOptions(time_limit_s=3))
     assert time.monotonic() - started < 30
     assert result["verdict"] == "TIMEOUT" and "stage `predict`" in result["error"]
-    child = int(open(pidfile).read())
-    time.sleep(0.2)
-    assert not _running(child)
-
-
-def _running(pid):
-    """True while `pid` runs; a killed process that nobody reaped yet (a zombie) does not count."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    assert not processes_with(marker)
 
 
 def test_cli_exit_code_is_1_when_verdict_is_not_ok(tmp_path, tiny_data, tiny_profile_path):

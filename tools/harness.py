@@ -12,7 +12,6 @@ import importlib.metadata
 import json
 import os
 import sys
-import tempfile
 
 import click
 import numpy as np
@@ -26,7 +25,9 @@ from codapack.splits import SPLIT_NAMES, split_for
 from evaluator.metrics import classification_metrics
 from tools import diagnosis, leaderboard
 from tools.diagnosis import OK
-from tools.platform_process import run_worker
+from tools.platform_process import crash_message, run_worker
+from tools.sandbox import AUTO, NONE
+from tools.scratch import scratch_dir
 from tools.target_env import CURRENT, TARGET, resolve_python
 from tools.zip_safety import check_zip, unpack_zip
 
@@ -47,6 +48,9 @@ class HarnessOptions:
         batch_check: how many samples to re-predict in smaller batches; 0 skips the check.
         probabilities: also collect `predict_proba(X)` when the model has it.
         shifted: also run on a corrupted copy of the split and report `shifted_accuracy`.
+        memory_limit_mb: kill the run above this resident memory; None follows the profile (0: none).
+        network: let the submission reach the network (off, as on the platform).
+        sandbox: "auto" (bubblewrap where it works) or "none" (see tools/sandbox.py).
     """
 
     split: str = "test"
@@ -58,6 +62,9 @@ class HarnessOptions:
     batch_check: int = 8
     probabilities: bool = False
     shifted: bool = False
+    memory_limit_mb: float = None
+    network: bool = False
+    sandbox: str = AUTO
 
 
 def run_harness(zip_path, data_path, profile, options=HarnessOptions()):
@@ -120,6 +127,8 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
     """
     workdir = options.workdir or profile.platform_workdir
     limit = options.time_limit_s or profile.time_limit_s
+    if options.memory_limit_mb is None:
+        options = dataclasses.replace(options, memory_limit_mb=profile.memory_limit_mb)
     size = os.path.getsize(zip_path) if os.path.isfile(zip_path) else 0
     result = {"verdict": OK, "error": None, "warnings": [], "n": int(len(images)), "zip": os.path.abspath(zip_path),
               "zip_bytes": size, "env": options.env, "workdir": workdir, "time_limit_s": limit}
@@ -131,7 +140,7 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
     if size >= profile.safe_upload_mb * MB:
         result["warnings"].append(f"the zip is {size / MB:.1f} MB, above the {profile.safe_upload_mb:g} MB known "
                                   "to upload safely")
-    with tempfile.TemporaryDirectory(prefix="codapack-harness-") as scratch:
+    with scratch_dir() as scratch:
         submission = unpack_zip(zip_path, os.path.join(scratch, "submission"), entries)
         result["members"] = _member_names(submission)
         static = diagnosis.static_verdict(submission, [entry.filename for entry in entries])
@@ -140,6 +149,8 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
         python = options.python or resolve_python(options.env, profile, log=_say)
         outcome, files = _run_in(scratch, submission, images, python, workdir, limit, options)
         result.update(_timings(outcome))
+        if outcome["sandbox_warning"]:
+            result["warnings"].append(outcome["sandbox_warning"])
         verdict, error = _verdict(outcome, files, submission, profile, options, len(images))
         result.update(verdict=verdict, error=error)
         result["warnings"] += _warnings(outcome["worker"], submission, workdir, options, profile)
@@ -165,14 +176,17 @@ def _run_in(scratch, submission, images, python, workdir, limit, options):
     job = {"submission_dir": submission, "input": files["input"], "predictions": files["predictions"],
            "result": files["result"], "output_dir": output, "batch_check": options.batch_check,
            "probabilities": files["probabilities"] if options.probabilities else None}
-    return run_worker(python, job, cwd, limit, len(images)), files
+    return run_worker(python, job, cwd, limit, len(images), run_dir=scratch, network=options.network,
+                      sandbox_mode=options.sandbox, memory_limit_mb=options.memory_limit_mb or None), files
 
 
 def _verdict(outcome, files, submission, profile, options, n):
     worker = outcome["worker"]
     if outcome["timed_out"]:
-        return diagnosis.TIMEOUT, (f"Model() plus predict took longer than the {outcome['seconds']:.0f} s limit; "
+        return diagnosis.TIMEOUT, (f"Model() plus predict took longer than the {outcome['limit_s']:g} s limit; "
                                    f"killed in stage `{outcome['last_stage']}`")
+    if crash_message(outcome):
+        return diagnosis.CRASH, crash_message(outcome)
     if outcome["returncode"] != 0 or worker.get("stage") != "done":
         return diagnosis.run_verdict(worker, submission, diagnosis.keras_file_versions(submission),
                                      _env_keras_version(options, profile))
@@ -217,7 +231,8 @@ def _env_keras_version(options, profile):
 def _timings(outcome):
     worker = outcome["worker"]
     return {"seconds": round(outcome["seconds"], 3), "init_seconds": _round(worker.get("init_seconds")),
-            "predict_seconds": _round(worker.get("predict_seconds")), "peak_rss_mb": _round(worker.get("peak_rss_mb"))}
+            "predict_seconds": _round(worker.get("predict_seconds")),
+            "peak_rss_mb": _round(worker.get("peak_rss_mb") or outcome["peak_tree_mb"] or None)}
 
 
 def _member_names(submission):
@@ -268,11 +283,16 @@ def summary_line(result):
                                                "predictions; 0 skips.")
 @click.option("--shifted", is_flag=True, help="Also score a corrupted copy of the split (one of 8 corruptions x 5 "
                                               "severities per image) and record it as the shifted accuracy.")
+@click.option("--memory-limit", "memory_limit_mb", default=None, type=click.FloatRange(min=0),
+              help="Kill the submission once its processes hold more than this many MB "
+                   "[default: the profile's limits.memory_limit_mb; 0: no limit].")
+@click.option("--network", is_flag=True, help="Let the submission reach the network (off by default, as on the platform).")
+@click.option("--no-sandbox", is_flag=True, help="Run without bubblewrap even where it works (a warning says so).")
 @profile_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print only the JSON line (it is always the last line printed).")
 def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, note, no_record, env, batch_check,
-         shifted, profile_name, as_json):
+         shifted, memory_limit_mb, network, no_sandbox, profile_name, as_json):
     """Run a submission zip as the platform does, check its output and score it.
 
     Exits 1 unless the verdict is OK. Failed verdicts: NO_MODEL_PY, METADATA_FILE, TOO_LARGE,
@@ -288,10 +308,15 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
                                 "leave out --split and --no-record")
         split = leaderboard.FINAL
     options = HarnessOptions(split=split, dtype=dtype, workdir=workdir, time_limit_s=time_limit_s, env=env,
-                             batch_check=max(batch_check, 0), shifted=shifted)
+                             batch_check=max(batch_check, 0), shifted=shifted, memory_limit_mb=memory_limit_mb,
+                             network=network, sandbox=NONE if no_sandbox else AUTO)
     result = run_harness(zip_path, data_path, profile, options)
     if not no_record:
-        result["leaderboard_id"] = leaderboard.Leaderboard(db).record(result, profile.name, note=note, phase=phase)
+        try:
+            result["leaderboard_id"] = leaderboard.Leaderboard(db).record(result, profile.name, note=note, phase=phase)
+        except CodapackError as exc:  # the verdict is printed all the same, with why it is not recorded
+            result["leaderboard_error"] = str(exc)
+            result["warnings"].append(f"not recorded in the leaderboard: {exc}")
     if phase == leaderboard.FINAL:
         result = leaderboard.seal(result)
     if result.get("traceback"):
@@ -301,7 +326,7 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
             click.echo(f"warning: {warning}", err=True)
         click.echo(summary_line(result) if phase == leaderboard.DEVELOPMENT else leaderboard.final_summary(result))
     emit_json({k: v for k, v in result.items() if k not in ("metrics", "traceback")})
-    if result["verdict"] != OK:
+    if result["verdict"] != OK or result.get("leaderboard_error"):
         sys.exit(1)
 
 

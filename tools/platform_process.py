@@ -1,4 +1,10 @@
-"""Launching `platform_worker.py` the way the platform launches a submission, under one time limit."""
+"""Launching `platform_worker.py` the way the platform launches a submission, under one time limit.
+
+The worker runs walled in (`tools/sandbox.py`); the harness watches the whole
+process tree: its memory (peak, and an optional limit) and, on time-out,
+memory limit, Ctrl-C or any error of the harness, one kill for every process
+in it.
+"""
 
 import json
 import os
@@ -9,9 +15,12 @@ import time
 
 from tqdm import tqdm
 
+from tools import process_tree, sandbox
+
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "platform_worker.py")
 # Variables the platform's worker would also have; everything else of the user's is dropped.
 KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+SAMPLE_S = 0.1
 
 
 def platform_environment():
@@ -21,7 +30,8 @@ def platform_environment():
     return env
 
 
-def run_worker(python, job, cwd, limit, n):
+def run_worker(python, job, cwd, limit, n, *, run_dir=None, network=False, sandbox_mode=sandbox.AUTO,
+               memory_limit_mb=None):
     """Run the worker on `job` and wait at most `limit` seconds.
 
     Args:
@@ -31,41 +41,91 @@ def run_worker(python, job, cwd, limit, n):
         limit: seconds for Model() plus predict; at the limit the worker and
             every process it started are killed.
         n: number of images, for the progress bar.
+        run_dir: the folder the submission may see and write (holds the job's files);
+            the job file's folder when None.
+        network: let the submission reach the network.
+        sandbox_mode: "auto" or "none" (see tools/sandbox.py).
+        memory_limit_mb: kill the run once its processes hold more memory than this; None: no limit.
 
     Returns:
-        A dict: `timed_out`, `returncode`, `seconds`, `log` (the run's output),
-        `worker` (its result file, or {}), `last_stage`.
+        A dict: `timed_out`, `memory_exceeded`, `returncode`, `signal` (the name of the signal
+        that ended the worker, or None), `seconds`, `limit_s`, `memory_limit_mb`, `peak_tree_mb`
+        (peak resident memory of all its processes, sampled), `log` (the run's output),
+        `worker` (its result file, or {}), `last_stage`, `sandbox_warning`.
     """
     job_path = job["result"] + ".job.json"
     with open(job_path, "w", encoding="utf-8") as f:
         json.dump(job, f)
     read_fd, write_fd = os.pipe()
+    argv, env, warning = sandbox.wrap([python, "-I", WORKER, job_path, str(write_fd)],
+                                      run_dir=run_dir or os.path.dirname(job_path), cwd=cwd,
+                                      env=platform_environment(), network=network, sandbox=sandbox_mode)
     started = time.perf_counter()
-    process = subprocess.Popen([python, "-I", WORKER, job_path, str(write_fd)], cwd=cwd,
-                               env=platform_environment(), pass_fds=(write_fd,), stdout=subprocess.PIPE,
+    process = subprocess.Popen(argv, cwd=cwd, env=env, pass_fds=(write_fd,), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
     os.close(write_fd)
+    watch = _Watch(process, memory_limit_mb)
     log, stages = [], ["start"]
     readers = [threading.Thread(target=_follow_worker, args=(read_fd, n, stages), daemon=True),
-               threading.Thread(target=lambda: log.extend(process.stdout), daemon=True)]
+               threading.Thread(target=lambda: log.extend(process.stdout), daemon=True),
+               threading.Thread(target=watch.run, daemon=True)]
     for reader in readers:
         reader.start()
+    timed_out = False
     try:
         process.wait(timeout=limit)
-        timed_out = False
     except subprocess.TimeoutExpired:
-        # The whole process group: the submission may have started children of its own.
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
         timed_out = True
+    finally:  # also on Ctrl-C and on any error of the harness itself
+        end_tree(process)
     for reader in readers:
         reader.join(timeout=5)
     worker = {}
     if os.path.exists(job["result"]):
         with open(job["result"], encoding="utf-8") as f:
             worker = json.load(f)
-    return {"timed_out": timed_out, "returncode": process.returncode, "seconds": time.perf_counter() - started,
-            "log": b"".join(log).decode("utf-8", "replace"), "worker": worker, "last_stage": stages[-1]}
+    return {"timed_out": timed_out and not watch.exceeded, "memory_exceeded": watch.exceeded,
+            "returncode": process.returncode, "signal": signal_name(process.returncode),
+            "seconds": time.perf_counter() - started, "limit_s": limit, "memory_limit_mb": memory_limit_mb,
+            "peak_tree_mb": watch.peak_mb, "log": b"".join(log).decode("utf-8", "replace"), "worker": worker,
+            "last_stage": stages[-1], "sandbox_warning": warning}
+
+
+def end_tree(process):
+    """Kill every process below `process`, then `process` itself, and reap it."""
+    process_tree.kill_below(process.pid)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+def signal_name(returncode):
+    """The signal that ended the worker: Popen reports -N; bwrap and reaper.py exit with 128 + N."""
+    if returncode is None or returncode == 0:
+        return None
+    number = -returncode if returncode < 0 else returncode - 128
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return None
+
+
+class _Watch:
+    """Sample the memory of the worker's process tree; kill it above the limit."""
+
+    def __init__(self, process, limit_mb):
+        self.process, self.limit_mb = process, limit_mb
+        self.peak_mb, self.exceeded = 0.0, False
+
+    def run(self):
+        while self.process.poll() is None:
+            current, peak = process_tree.memory_mb(process_tree.descendants(self.process.pid))
+            self.peak_mb = max(self.peak_mb, peak, current)
+            if self.limit_mb and current > self.limit_mb:
+                self.exceeded = True
+                process_tree.kill_below(self.process.pid)
+                return
+            time.sleep(SAMPLE_S)
 
 
 def _follow_worker(read_fd, n, stages):
@@ -78,3 +138,24 @@ def _follow_worker(read_fd, n, stages):
                 stages.append(values[0])
             elif kind == "progress":
                 bar.update(int(values[0]) - bar.n)
+
+
+def crash_message(outcome):
+    """What ended a worker that left no result: a memory limit or a signal, with the peak memory; else None."""
+    if outcome["worker"].get("stage") == "done" and not outcome["memory_exceeded"]:
+        return None
+    peak = _size(outcome["peak_tree_mb"])
+    where = f" in stage `{outcome['last_stage']}`"
+    if outcome["memory_exceeded"]:
+        return (f"killed{where}: its processes held more than the {_size(outcome['memory_limit_mb'])} memory "
+                f"limit (--memory-limit or the profile's limits.memory_limit_mb)")
+    name = outcome["signal"]
+    if outcome["worker"] or name is None:
+        return None  # the worker reported its own error
+    if name == "SIGKILL":
+        return f"killed by SIGKILL{where}, probably out of memory at {peak} (peak seen)"
+    return f"killed by {name}{where} (peak memory {peak})"
+
+
+def _size(mb):
+    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
