@@ -146,8 +146,8 @@ def _check_float_values(images, profile, where):
     if profile.max_value > 1 and high <= 1 and not np.array_equal(images, np.round(images)):
         raise fail_for(where, f"values should be pixels in {profile.min_value:g}..{profile.max_value:g}. "
                               f"Received: {low:g}..{high:g}, images rescaled to 0..1; multiply by "
-                              f"{profile.max_value:g} first (images * {profile.max_value:g}), "
-                              "then convert with .astype('uint8') if you like")
+                              f"{profile.max_value:g} first (images * {profile.max_value:g}); a cast "
+                              "alone would turn every pixel into 0 or 1")
 
 
 def _check_labels(labels, profile, path):
