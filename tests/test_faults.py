@@ -134,6 +134,16 @@ def test_the_harness_refuses_0_1_images_instead_of_casting_them(tmp_path, tiny_p
     assert result.exit_code == 1 and "multiply by 255" in result.output and "Traceback" not in result.output
 
 
+def test_inspect_refuses_0_1_images_before_any_linear_algebra(tmp_path, tiny_profile_path, tiny_data, tiny_profile):
+    images = load_dataset(tiny_data, tiny_profile).images
+    path = write_npz(tmp_path / "scaled.npz", images=(images / 255.0).astype("float32"),
+                     labels=np.load(tiny_data)["labels"])
+    result = CliRunner().invoke(main, ["inspect", path, "--out", str(tmp_path / "report"),
+                                       "--profile", tiny_profile_path])
+    assert result.exit_code == 1 and "multiply by 255" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "report").exists()
+
+
 # ---- leaderboard ---------------------------------------------------------------------------------
 
 

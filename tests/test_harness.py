@@ -149,7 +149,8 @@ def test_peak_memory_is_the_submissions_not_the_harness(tmp_path, tiny_data, tin
 
 
 def test_shifted_accuracy_is_scored_and_recorded(tmp_path, tiny_data, tiny_profile_path):
-    # Remembers the clean images by content: perfect on them, class 0 on anything altered.
+    # Remembers the clean images by content: perfect on them, class 0 on anything altered. It reads the
+    # labelled file, which only an unsandboxed run can (test_harness_sandbox.py checks that).
     source = ("import numpy as np\nclass Model:\n    def __init__(self):\n        d = np.load(%r)\n"
               "        self.known = {x.tobytes(): int(y) for x, y in zip(d['images'], d['labels'].reshape(-1))}\n"
               "    def predict(self, X):\n        return np.array([self.known.get(np.asarray(x, np.uint8).tobytes(), 0)"
@@ -157,7 +158,7 @@ def test_shifted_accuracy_is_scored_and_recorded(tmp_path, tiny_data, tiny_profi
     zip_path = make_zip(tmp_path / "memory.zip", {"model.py": source})
     runner = CliRunner()
     result = runner.invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile", tiny_profile_path,
-                                  "--shifted", "--json"])
+                                  "--shifted", "--no-sandbox", "--json"])
     line = last_json_line(result.output)
     assert line["accuracy"] == 1.0 and line["shifted_accuracy"] < 0.5
     board = last_json_line(runner.invoke(main, ["leaderboard", "--json"]).output)["entries"]
