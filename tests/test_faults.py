@@ -80,13 +80,15 @@ def test_duplicate_entry_names_are_refused(second, tmp_path, no_inflating):
 
 
 def test_a_duplicate_is_refused_by_submit_dry_run(tmp_path, tiny_profile_path):
-    path = tmp_path / "twice.zip"
+    path = tmp_path / "dup.zip"
     with pytest.warns(UserWarning):
         with zipfile.ZipFile(path, "w") as zf:
             zf.writestr("model.py", GOOD)
             zf.writestr("model.py", GOOD)
-    result = CliRunner().invoke(main, ["submit", str(path), "--competition", "1", "--phase", "Development", "--dry-run", "--profile", tiny_profile_path])
-    assert result.exit_code != 0 and "twice" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["submit", str(path), "--competition", "1", "--phase", "Development", "--dry-run", "--force",
+                                       "--profile", tiny_profile_path])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "holds entry 'model.py' twice" in result.output
 
 
 class _nothing:
