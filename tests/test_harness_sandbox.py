@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from codapack.dataset import load_dataset
+from codapack.profile import load_profile
 from codapack.splits import split_for
 from tests.conftest import make_zip, processes_with
 from tools import sandbox, scratch
@@ -233,9 +234,15 @@ def test_a_killed_submission_is_named_with_its_signal_and_peak_memory(mode, tmp_
     assert 300 <= peak_mb < 1000
 
 
-def test_a_memory_limit_kills_the_run_and_says_which_limit(tmp_path, tiny_data, tiny_profile):
+@pytest.mark.parametrize("given_by", ["option", "profile"])
+def test_a_memory_limit_kills_the_run_and_says_which_limit(given_by, tmp_path, tiny_data, tiny_profile):
+    profile, options = tiny_profile, HarnessOptions(memory_limit_mb=200)
+    if given_by == "profile":
+        limited = tmp_path / "limited.toml"
+        limited.write_text(open(tiny_profile.source).read().replace("[limits]\n", "[limits]\nmemory_limit_mb = 200\n"))
+        profile, options = load_profile(str(limited)), HarnessOptions()
+        assert profile.memory_limit_mb == 200
     source = OOM_MODEL.format(mb=400, ending="")
-    result = run_harness(make_zip(tmp_path / "hog.zip", {"model.py": source}), tiny_data, tiny_profile,
-                         HarnessOptions(memory_limit_mb=200))
+    result = run_harness(make_zip(tmp_path / "hog.zip", {"model.py": source}), tiny_data, profile, options)
     assert result["verdict"] == "CRASH"
     assert "more than the 200 MB memory limit" in result["error"] and "stage `predict`" in result["error"]
