@@ -92,9 +92,13 @@ def run_worker(python, job, cwd, limit, n, *, run_dir=None, network=False, sandb
 
 
 def end_tree(process):
-    """Kill every process below `process`, then `process` itself, and reap it."""
-    process_tree.kill_below(process.pid)
+    """Kill every process below `process`, then `process` itself, and reap it.
+
+    Once `process` has ended (bwrap and reaper.py take their processes with them), its pid may be
+    reused by a stranger, whose children must not be touched.
+    """
     if process.poll() is None:
+        process_tree.kill_below(process.pid)
         process.kill()
     process.wait()
 
