@@ -88,6 +88,7 @@ def test_a_missing_bwrap_is_named_in_the_warning(monkeypatch, tmp_path):
     finally:
         sandbox.bwrap_problem.cache_clear()
     assert warning.startswith("no sandbox: bubblewrap (bwrap) is not installed")
+    assert warning.endswith("Install bubblewrap (`apt-get install bubblewrap`) to isolate it")
     assert argv[2] == sandbox.REAPER and argv[-3:] == ["python", "-I", "worker.py"]
 
 

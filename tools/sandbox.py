@@ -27,8 +27,8 @@ AUTO, NONE = "auto", "none"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/sys")
 PRIVATE_TMP = "/tmp"
 NO_SANDBOX_WARNING = ("no sandbox: {why}. The submission runs as you: it can read your files (the labels "
-                      "included), your environment through /proc and the network. Install bubblewrap "
-                      "(`apt-get install bubblewrap`) to isolate it")
+                      "included), your environment through /proc and the network")
+INSTALL_HINT = ". Install bubblewrap (`apt-get install bubblewrap`) to isolate it"
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,7 +78,8 @@ def wrap(command, *, run_dir, cwd, env, network=False, sandbox=AUTO):
     why = "turned off (--no-sandbox)" if sandbox == NONE else bwrap_problem()
     if why:
         reaper = [sys.executable, "-I", REAPER, str(os.getpid())]
-        return reaper + list(command), env, NO_SANDBOX_WARNING.format(why=why)
+        warning = NO_SANDBOX_WARNING.format(why=why) + ("" if sandbox == NONE else INSTALL_HINT)
+        return reaper + list(command), env, warning
     python, worker = command[0], command[2]
     argv = [shutil.which("bwrap"), "--die-with-parent", "--new-session", "--unshare-user", "--unshare-pid",
             "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL"]
