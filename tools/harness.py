@@ -3,8 +3,9 @@
 The zip is unpacked into a fresh temporary folder and run in a separate Python
 process (`tools/platform_worker.py`) with the platform's working directory,
 only the submission folder on `sys.path`, no GPU, a stripped environment and
-one time limit over `Model()` plus `predict`. The output is checked, scored
-and recorded in the leaderboard; the last line printed is JSON.
+one time limit over `Model()` plus `predict`, walled in by bubblewrap where it
+works (`tools/sandbox.py`). The output is checked, scored and recorded in the
+leaderboard; the last line printed is JSON.
 """
 
 import dataclasses
@@ -185,8 +186,9 @@ def _verdict(outcome, files, submission, profile, options, n):
     if outcome["timed_out"]:
         return diagnosis.TIMEOUT, (f"Model() plus predict took longer than the {outcome['limit_s']:g} s limit; "
                                    f"killed in stage `{outcome['last_stage']}`")
-    if crash_message(outcome):
-        return diagnosis.CRASH, crash_message(outcome)
+    crashed = crash_message(outcome)
+    if crashed:
+        return diagnosis.CRASH, crashed
     if outcome["returncode"] != 0 or worker.get("stage") != "done":
         return diagnosis.run_verdict(worker, submission, diagnosis.keras_file_versions(submission),
                                      _env_keras_version(options, profile))
