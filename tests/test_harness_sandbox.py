@@ -247,3 +247,15 @@ def test_a_memory_limit_kills_the_run_and_says_which_limit(given_by, tmp_path, t
     result = run_harness(make_zip(tmp_path / "hog.zip", {"model.py": source}), tiny_data, profile, options)
     assert result["verdict"] == "CRASH"
     assert "more than the 200 MB memory limit" in result["error"] and "stage `predict`" in result["error"]
+
+
+def test_a_forged_result_file_is_no_result(tmp_path):
+    from tools.platform_process import read_result
+
+    (tmp_path / "secret.json").write_text('{"stage": "done"}')
+    os.symlink(tmp_path / "secret.json", tmp_path / "linked.json")
+    (tmp_path / "garbage.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert read_result(str(tmp_path / "secret.json")) == {"stage": "done"}
+    for name in ("linked.json", "garbage.json", "list.json", "missing.json"):
+        assert read_result(str(tmp_path / name)) == {}

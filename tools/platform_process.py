@@ -80,15 +80,27 @@ def run_worker(python, job, cwd, limit, n, *, run_dir=None, network=False, sandb
         end_tree(process)
     for reader in readers:
         reader.join(timeout=5)
-    worker = {}
-    if os.path.exists(job["result"]):
-        with open(job["result"], encoding="utf-8") as f:
-            worker = json.load(f)
+    worker = read_result(job["result"])
     return {"timed_out": timed_out and not watch.exceeded, "memory_exceeded": watch.exceeded,
             "returncode": process.returncode, "signal": signal_name(process.returncode),
             "seconds": time.perf_counter() - started, "limit_s": limit, "memory_limit_mb": memory_limit_mb,
             "peak_tree_mb": watch.peak_mb, "log": b"".join(log).decode("utf-8", "replace"), "worker": worker,
             "last_stage": stages[-1], "sandbox_warning": warning}
+
+
+def read_result(path):
+    """The worker's result dict, or {} when there is none or the submission replaced it.
+
+    The submission can write its folder, the result file included: not following links keeps the
+    harness from reading files of its own choosing, and garbage counts as no result.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, encoding="utf-8") as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return result if isinstance(result, dict) else {}
 
 
 def end_tree(process):
