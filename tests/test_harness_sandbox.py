@@ -259,3 +259,18 @@ def test_a_forged_result_file_is_no_result(tmp_path):
     assert read_result(str(tmp_path / "secret.json")) == {"stage": "done"}
     for name in ("linked.json", "garbage.json", "list.json", "missing.json"):
         assert read_result(str(tmp_path / name)) == {}
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_garbage_on_the_progress_pipe_is_ignored(tmp_path, tiny_data, tiny_profile, capfd):
+    # The worker's progress descriptor is open in the submission's process too.
+    source = (
+        "import os\nimport numpy as np\nclass Model:\n    def predict(self, X):\n"
+        "        for fd in range(3, 64):\n"
+        "            try:\n                os.write(fd, b'progress\\nstage\\nprogress many\\n\\n')\n"
+        "            except OSError:\n                pass\n"
+        "        return np.zeros(len(X), dtype=np.int64)\n")
+    result = run_harness(make_zip(tmp_path / "g.zip", {"model.py": source}), tiny_data, tiny_profile,
+                         HarnessOptions(batch_check=0))
+    assert result["verdict"] == "OK", result["error"]
+    assert "Traceback" not in capfd.readouterr().err

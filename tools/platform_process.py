@@ -149,11 +149,14 @@ def _follow_worker(read_fd, n, stages):
     with os.fdopen(read_fd) as pipe, tqdm(total=n, desc="predict", unit="img", leave=False,
                                           disable=None) as bar:
         for line in pipe:
-            kind, *values = line.split()
-            if kind == "stage":
-                stages.append(values[0])
-            elif kind == "progress":
-                bar.update(int(values[0]) - bar.n)
+            kind, *values = line.split() or [""]
+            try:
+                if kind == "stage":
+                    stages.append(values[0])
+                elif kind == "progress":
+                    bar.update(int(values[0]) - bar.n)
+            except (IndexError, ValueError):
+                continue  # the submission holds this pipe too and may write anything to it
 
 
 def crash_message(outcome):
