@@ -126,18 +126,28 @@ def check_images(images, profile, *, where="images"):
                               f"Received: {images.shape}")
     if len(images) == 0:
         raise fail_for(where, "holds no images (n = 0)")
+    if images.dtype.kind == "f":
+        _check_float_values(images, profile, where)
     if images.dtype.name not in profile.input_dtypes:
         raise fail_for(where, f"should have dtype {' or '.join(profile.input_dtypes)}. "
                               f"Received: {images.dtype}. Convert with images.astype('uint8') "
                               "if the values are whole pixels 0..255")
-    if images.dtype.kind == "f":
-        if np.isnan(images).any():
-            raise fail_for(where, f"contains NaN at {int(np.isnan(images).sum())} values")
-        low, high = float(images.min()), float(images.max())
-        if low < profile.min_value or high > profile.max_value:
-            raise fail_for(where, f"values should lie in {profile.min_value:g}..{profile.max_value:g}. "
-                                  f"Received: {low:g}..{high:g}")
     return images
+
+
+def _check_float_values(images, profile, where):
+    """No NaN, the profile's range, and not rescaled to 0..1 (which a cast to uint8 turns into 0s and 1s)."""
+    if np.isnan(images).any():
+        raise fail_for(where, f"contains NaN at {int(np.isnan(images).sum())} values")
+    low, high = float(images.min()), float(images.max())
+    if low < profile.min_value or high > profile.max_value:
+        raise fail_for(where, f"values should lie in {profile.min_value:g}..{profile.max_value:g}. "
+                              f"Received: {low:g}..{high:g}")
+    if profile.max_value > 1 and high <= 1 and not np.array_equal(images, np.round(images)):
+        raise fail_for(where, f"values should be pixels in {profile.min_value:g}..{profile.max_value:g}. "
+                              f"Received: {low:g}..{high:g}, images rescaled to 0..1; multiply by "
+                              f"{profile.max_value:g} first (images * {profile.max_value:g}); a cast "
+                              "alone would turn every pixel into 0 or 1")
 
 
 def _check_labels(labels, profile, path):

@@ -35,6 +35,8 @@ class Profile:
         failing_upload_mb: zip size at which uploads fail.
         expected_test_images: images in the hidden test set, for predicting the
             remote run's time; 0 when unknown.
+        memory_limit_mb: the harness kills a submission whose processes hold more
+            resident memory than this (optional `limits.memory_limit_mb`); 0: no limit.
         platform_python: Python version the platform runs.
         platform_packages: pinned requirements of the platform.
         platform_device: "cpu" or "gpu".
@@ -67,6 +69,7 @@ class Profile:
     final_fraction: float = 0.0
     expected_test_images: int = 0
     strict_output: bool = False
+    memory_limit_mb: float = 0.0
     source: str = ""
 
     @property
@@ -141,6 +144,11 @@ def _profile_from_toml(raw, path):
     if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
         raise fail_for(path, "`split.val_fraction` and `split.test_fraction` should be in (0, 1) and sum below 1")
     final = _field(raw, path, "split.final_fraction", float) if "final_fraction" in raw["split"] else 0.0
+    memory_limit = (_field(raw, path, "limits.memory_limit_mb", float)
+                    if "memory_limit_mb" in raw.get("limits", {}) else 0.0)
+    if memory_limit < 0:
+        raise fail_for(path, f"`limits.memory_limit_mb` should be 0 (no limit) or a positive number of MB. "
+                             f"Received: {memory_limit:g}")
     if not 0 <= final < test:
         raise fail_for(path, f"`split.final_fraction` should be at least 0 and below `split.test_fraction` ({test:g}), "
                              f"since the final images are carved out of the test images. Received: {final:g}")
@@ -165,5 +173,6 @@ def _profile_from_toml(raw, path):
         final_fraction=final,
         expected_test_images=int(raw.get("limits", {}).get("expected_test_images", 0)),
         strict_output=_field(raw, path, "output.strict", bool) if "strict" in raw.get("output", {}) else False,
+        memory_limit_mb=memory_limit,
         source=os.path.abspath(path),
     )

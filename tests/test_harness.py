@@ -16,7 +16,7 @@ from codapack.cli import main
 from codapack.dataset import load_dataset
 from codapack.shift_families import FAMILIES
 from codapack.splits import split_for
-from tests.conftest import last_json_line, make_zip
+from tests.conftest import last_json_line, make_zip, processes_with
 from tools.harness import HarnessOptions, run_harness
 
 CONSTANT_MODEL = """
@@ -107,32 +107,20 @@ import subprocess, sys, time
 import numpy as np
 class Model:
     def __init__(self):
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-        open({pidfile!r}, "w").write(str(child.pid))
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)  # {marker}"])
     def predict(self, X):
         time.sleep(600)
 """
 
 
 def test_time_limit_kills_the_submission_and_its_children(tmp_path, tiny_data, tiny_profile):
-    pidfile = str(tmp_path / "child.pid")
-    zip_path = make_zip(tmp_path / "slow.zip", {"model.py": SLOW_MODEL.format(pidfile=pidfile)})
+    marker = f"codapack-test-{os.getpid()}-slow"
+    zip_path = make_zip(tmp_path / "slow.zip", {"model.py": SLOW_MODEL.format(marker=marker)})
     started = time.monotonic()
     result = run_harness(zip_path, tiny_data, tiny_profile, HarnessOptions(time_limit_s=3))
     assert time.monotonic() - started < 30
     assert result["verdict"] == "TIMEOUT" and "stage `predict`" in result["error"]
-    child = int(open(pidfile).read())
-    time.sleep(0.2)
-    assert not _running(child)
-
-
-def _running(pid):
-    """True while `pid` runs; a killed process that nobody reaped yet (a zombie) does not count."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    assert not processes_with(marker)
 
 
 def test_cli_exit_code_is_1_when_verdict_is_not_ok(tmp_path, tiny_data, tiny_profile_path):
@@ -162,7 +150,8 @@ def test_peak_memory_is_the_submissions_not_the_harness(tmp_path, tiny_data, tin
 
 
 def test_shifted_accuracy_is_scored_and_recorded(tmp_path, tiny_data, tiny_profile_path):
-    # Remembers the clean images by content: perfect on them, class 0 on anything altered.
+    # Remembers the clean images by content: perfect on them, class 0 on anything altered. It reads the
+    # labelled file, which only an unsandboxed run can (test_harness_sandbox.py checks that).
     source = ("import numpy as np\nclass Model:\n    def __init__(self):\n        d = np.load(%r)\n"
               "        self.known = {x.tobytes(): int(y) for x, y in zip(d['images'], d['labels'].reshape(-1))}\n"
               "    def predict(self, X):\n        return np.array([self.known.get(np.asarray(x, np.uint8).tobytes(), 0)"
@@ -170,7 +159,7 @@ def test_shifted_accuracy_is_scored_and_recorded(tmp_path, tiny_data, tiny_profi
     zip_path = make_zip(tmp_path / "memory.zip", {"model.py": source})
     runner = CliRunner()
     result = runner.invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile", tiny_profile_path,
-                                  "--shifted", "--json"])
+                                  "--shifted", "--no-sandbox", "--json"])
     line = last_json_line(result.output)
     assert line["accuracy"] == 1.0 and line["shifted_accuracy"] < 0.5
     # A zip codapack did not make declares no trained family: all nine are held out.
@@ -179,6 +168,7 @@ def test_shifted_accuracy_is_scored_and_recorded(tmp_path, tiny_data, tiny_profi
     labels = np.load(tiny_data)["labels"].reshape(-1)
     assert line["shifted_held_out_accuracy"] <= np.mean(labels == 0) + 0.2
     assert "held-out families" in runner.invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile",
-                                                       tiny_profile_path, "--shifted", "--no-record"]).output
+                                                       tiny_profile_path, "--shifted", "--no-sandbox",
+                                                       "--no-record"]).output
     board = last_json_line(runner.invoke(main, ["leaderboard", "--json"]).output)["entries"]
     assert board[0]["shifted_held_out_accuracy"] == pytest.approx(line["shifted_held_out_accuracy"])

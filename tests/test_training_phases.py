@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 import tomllib
 
 import numpy as np
@@ -138,6 +139,10 @@ def test_killed_run_resumes_to_the_same_epochs(tiny_data, tiny_profile, tmp_path
     out = str(tmp_path / "run")
 
     class KillDuringEpoch3(checkpoint_module.EpochCheckpoint):
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(1.5)  # the two epochs before the kill take at least 3 s
+            super().on_epoch_end(epoch, logs)
+
         def on_train_batch_end(self, batch, logs=None):
             if self.state["epoch"] == 2 and batch == 3:
                 raise _Killed()
@@ -152,7 +157,12 @@ def test_killed_run_resumes_to_the_same_epochs(tiny_data, tiny_profile, tmp_path
     monkeypatch.setattr(training, "EpochCheckpoint", checkpoint_module.EpochCheckpoint)
     record = training.train_run(config, tiny_data, out, tiny_profile, resume=True)
     assert record["training"]["epochs_run"] == 5 and record["training"]["resumed"]
-    assert record["training"]["phases"][0]["epochs_run"] == 3  # epochs 3, 4 and 5 after the restart
+    training_record = record["training"]
+    # Epochs and seconds before the restart count, so the record agrees with itself.
+    assert training_record["phases"][0]["epochs_run"] == 5
+    assert training_record["seconds"] >= 3.0 and training_record["phases"][0]["seconds"] >= 3.0
+    assert training_record["images_per_second"] == pytest.approx(
+        record["split"]["train_used"] * 5 / training_record["seconds"], rel=0.01)
     assert len(json.load(open(os.path.join(out, run_dir.HISTORY_FILE)))["loss"]) == 5
     assert run_dir.read_run(out)["metrics"]["val"]["accuracy"] > 0.5
     with pytest.raises(CodapackError, match="no checkpoint to resume from"):

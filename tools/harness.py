@@ -3,9 +3,10 @@
 The zip is unpacked into a fresh temporary folder and run in a separate Python
 process (`tools/platform_worker.py`) with the platform's working directory,
 only the submission folder on `sys.path`, no GPU, a stripped environment and
-one time limit over `Model()` plus `predict`. The output is checked, scored
-and recorded in the leaderboard; the last line printed is JSON, and a failed
-run's full exception and output go to a log file whose path is printed.
+one time limit over `Model()` plus `predict`, walled in by bubblewrap where it
+works (`tools/sandbox.py`). The output is checked, scored and recorded in the
+leaderboard; the last line printed is JSON, and a failed run's full exception
+and output go to a log file whose path is printed.
 """
 
 import dataclasses
@@ -14,7 +15,6 @@ import importlib.metadata
 import json
 import os
 import sys
-import tempfile
 import zipfile
 import zlib
 
@@ -30,7 +30,10 @@ from codapack.splits import SPLIT_NAMES, split_for, state_dir
 from evaluator.metrics import classification_metrics
 from tools import diagnosis, leaderboard
 from tools.diagnosis import OK
-from tools.platform_process import AFTER_PREDICT, run_worker
+from tools.platform_process import AFTER_PREDICT, crash_message, run_worker
+from tools.sandbox import AUTO as SANDBOX_AUTO
+from tools.sandbox import NONE as SANDBOX_NONE
+from tools.scratch import scratch_dir
 from tools.shipped_files import reached_in_submission, saved_models, working_directory_differences
 from tools.target_env import CURRENT, TARGET, resolve_python
 from tools.zip_safety import check_zip, unpack_zip
@@ -62,6 +65,9 @@ class HarnessOptions:
         shifted: also run on a corrupted copy of the split and report `shifted_held_out_accuracy`
             (families none of the zip's members trained on: the one to trust),
             `shifted_trained_accuracy` and `shifted_accuracy` (all families).
+        memory_limit_mb: kill the run above this resident memory; None follows the profile (0: none).
+        network: let the submission reach the network (off, as on the platform).
+        sandbox: "auto" (bubblewrap where it works) or "none" (see tools/sandbox.py).
     """
 
     split: str = "test"
@@ -73,6 +79,9 @@ class HarnessOptions:
     batch_check: int = 8
     probabilities: bool = False
     shifted: bool = False
+    memory_limit_mb: float = None
+    network: bool = False
+    sandbox: str = SANDBOX_AUTO
 
 
 def run_harness(zip_path, data_path, profile, options=HarnessOptions()):
@@ -152,6 +161,8 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
     """
     workdir = options.workdir or profile.platform_workdir
     limit = options.time_limit_s or profile.time_limit_s
+    if options.memory_limit_mb is None:
+        options = dataclasses.replace(options, memory_limit_mb=profile.memory_limit_mb)
     size = os.path.getsize(zip_path) if os.path.isfile(zip_path) else 0
     result = {"verdict": OK, "error": None, "warnings": [], "n": int(len(images)), "zip": os.path.abspath(zip_path),
               "zip_bytes": size, "env": options.env, "workdir": workdir, "time_limit_s": limit}
@@ -167,7 +178,7 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
     if size >= profile.safe_upload_mb * MB:
         result["warnings"].append(f"the zip is {size / MB:.1f} MB, above the {profile.safe_upload_mb:g} MB known "
                                   "to upload safely")
-    with tempfile.TemporaryDirectory(prefix="codapack-harness-") as scratch:
+    with scratch_dir() as scratch:
         try:
             submission = unpack_zip(zip_path, os.path.join(scratch, "submission"), entries)
         except ZIP_ERRORS as exc:
@@ -179,6 +190,8 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
         env, python = _environment(options, profile, submission, result["warnings"])
         outcome, files = _run_in(scratch, submission, images, python, workdir, limit, options)
         result.update(_timings(outcome), env=env)
+        if outcome["sandbox_warning"]:
+            result["warnings"].append(outcome["sandbox_warning"])
         context = diagnosis.RunContext(submission, env, _env_keras_version(env, options, profile),
                                        _platform_keras_version(profile))
         if _failed(outcome):
@@ -229,7 +242,8 @@ def _run_in(scratch, submission, images, python, workdir, limit, options):
     job = {"submission_dir": submission, "input": files["input"], "predictions": files["predictions"],
            "result": files["result"], "output_dir": output, "batch_check": options.batch_check,
            "probabilities": files["probabilities"] if options.probabilities else None}
-    return run_worker(python, job, cwd, limit, len(images)), files
+    return run_worker(python, job, cwd, limit, len(images), run_dir=scratch, network=options.network,
+                      sandbox_mode=options.sandbox, memory_limit_mb=options.memory_limit_mb or None), files
 
 
 def _failed(outcome):
@@ -264,8 +278,11 @@ def _verdict(outcome, files, context, profile, result):
     """(verdict, message, predictions as int64 or None); adds the output's and the projection's warnings."""
     worker = outcome["worker"]
     if outcome["timed_out"]:
-        return diagnosis.TIMEOUT, (f"Model() plus predict took longer than the {outcome['seconds']:.0f} s limit; "
+        return diagnosis.TIMEOUT, (f"Model() plus predict took longer than the {outcome['limit_s']:g} s limit; "
                                    f"killed in stage `{outcome['last_stage']}`"), None
+    crashed = crash_message(outcome)
+    if crashed:
+        return diagnosis.CRASH, crashed, None
     if _failed(outcome) and not worker:
         return diagnosis.CRASH, (f"the submission process ended without a result (exit status "
                                  f"{outcome['returncode']}; a negative status is the signal that killed it)"), None
@@ -351,7 +368,8 @@ def _with_log(result, verdict, error, *, outcome=None, details=""):
 def _timings(outcome):
     worker = outcome["worker"]
     return {"seconds": round(outcome["seconds"], 3), "init_seconds": _round(worker.get("init_seconds")),
-            "predict_seconds": _round(worker.get("predict_seconds")), "peak_rss_mb": _round(worker.get("peak_rss_mb"))}
+            "predict_seconds": _round(worker.get("predict_seconds")),
+            "peak_rss_mb": _round(worker.get("peak_rss_mb") or outcome["peak_tree_mb"] or None)}
 
 
 def _member_names(submission):
@@ -419,11 +437,16 @@ def _shifted_summary(result):
 @click.option("--shifted", is_flag=True, help="Also score a corrupted copy of the split (one of 21 corruptions x 5 "
                                               "severities per image, 9 families) and record the accuracy on families "
                                               "the zip never trained on (held out: the one to trust) and on the rest.")
+@click.option("--memory-limit", "memory_limit_mb", default=None, type=click.FloatRange(min=0),
+              help="Kill the submission once its processes hold more than this many MB "
+                   "[default: the profile's limits.memory_limit_mb; 0: no limit].")
+@click.option("--network", is_flag=True, help="Let the submission reach the network (off by default, as on the platform).")
+@click.option("--no-sandbox", is_flag=True, help="Run without bubblewrap even where it works (a warning says so).")
 @profile_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print only the JSON line (it is always the last line printed).")
 def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, note, no_record, env, batch_check,
-         shifted, profile_name, as_json):
+         shifted, memory_limit_mb, network, no_sandbox, profile_name, as_json):
     """Run a submission zip as the platform does, check its output and score it.
 
     Exits 1 unless the verdict is OK. Failed verdicts: NO_MODEL_PY, METADATA_FILE, TOO_LARGE, BAD_ZIP,
@@ -440,10 +463,15 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
                                 "leave out --split and --no-record")
         split = leaderboard.FINAL
     options = HarnessOptions(split=split, dtype=dtype, workdir=workdir, time_limit_s=time_limit_s, env=env,
-                             batch_check=max(batch_check, 0), shifted=shifted)
+                             batch_check=max(batch_check, 0), shifted=shifted, memory_limit_mb=memory_limit_mb,
+                             network=network, sandbox=SANDBOX_NONE if no_sandbox else SANDBOX_AUTO)
     result = run_harness(zip_path, data_path, profile, options)
     if not no_record and result.get("zip_sha256"):
-        result["leaderboard_id"] = leaderboard.Leaderboard(db).record(result, profile.name, note=note, phase=phase)
+        try:
+            result["leaderboard_id"] = leaderboard.Leaderboard(db).record(result, profile.name, note=note, phase=phase)
+        except CodapackError as exc:  # the verdict is printed all the same, with why it is not recorded
+            result["leaderboard_error"] = str(exc)
+            result["warnings"].append(f"not recorded in the leaderboard: {exc}")
     if phase == leaderboard.FINAL:
         result = leaderboard.seal(result)
     if not as_json:
@@ -453,7 +481,7 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
         if result.get("log"):
             click.echo(f"full error and output: {result['log']}", err=True)
     emit_json({k: v for k, v in result.items() if k != "metrics"})
-    if result["verdict"] != OK:
+    if result["verdict"] != OK or result.get("leaderboard_error"):
         sys.exit(1)
 
 

@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import sqlite3
+import time
 import zipfile
 
 import click
@@ -53,6 +54,9 @@ HEADERS = {"shifted_accuracy": "shifted", "shifted_held_out_accuracy": "shifted 
            "shifted_trained_accuracy": "shifted trained", "final_verdict": "final verdict",
            "final_accuracy": "final acc", "peak_rss_mb": "peak MB"}
 MANIFEST_LIMIT = 1 << 20
+# A write waits BUSY_TIMEOUT_S per attempt for a lock and retries until WRITE_DEADLINE_S have passed.
+BUSY_TIMEOUT_S = 10
+WRITE_DEADLINE_S = 120
 
 
 def default_db_path():
@@ -72,10 +76,15 @@ class Leaderboard:
 
     def _connect(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             _migrate(connection)
+        except sqlite3.OperationalError as exc:
+            connection.close()
+            if _is_busy(exc):
+                raise
+            raise fail_for(self.path, f"not a usable leaderboard database ({exc})") from None
         except sqlite3.DatabaseError as exc:
             connection.close()
             raise fail_for(self.path, f"not a usable leaderboard database ({exc})") from None
@@ -83,6 +92,20 @@ class Leaderboard:
         return connection
 
     def _write(self, sql, values):
+        """One transaction, retried while another process holds the database, up to WRITE_DEADLINE_S."""
+        deadline = time.monotonic() + WRITE_DEADLINE_S
+        while True:
+            try:
+                return self._write_once(sql, values)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise fail_for(self.path, f"cannot write the leaderboard ({exc})") from None
+                if time.monotonic() >= deadline:
+                    raise fail_for(self.path, f"still locked by another process after {WRITE_DEADLINE_S:g} s "
+                                              f"({exc}); close whatever holds it and rerun") from None
+                time.sleep(min(1.0, BUSY_TIMEOUT_S))
+
+    def _write_once(self, sql, values):
         connection = self._connect()
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -240,6 +263,10 @@ def _per_submission(rows):
                        final_accuracy=last.get("accuracy"), final_f1=last.get("f1"), final_n=last.get("n"))
         summaries.append(summary)
     return summaries
+
+
+def _is_busy(error):
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def seal(result):

@@ -78,12 +78,14 @@ def package_runs(run_paths, out_path, *, weights=None, batch_size=64, tta="none"
     """
     if not run_paths:
         raise CodapackError("give at least one run directory to package")
+    _check_out_path(out_path)
     records = [run_dir.read_run(path) for path in run_paths]
     profile = load_profile(records[0]["profile"]["source"])
     for record in records[1:]:
         if record["profile"]["name"] != profile.name:
             raise CodapackError(f"{record['dir']}: trained for competition `{record['profile']['name']}`, "
                                 f"not `{profile.name}`; an ensemble must share one competition")
+    _check_members(records, profile)
     weights = _check_weights(weights, len(records))
     if batch_size < 1:
         raise CodapackError(f"--batch-size should be at least 1. Received: {batch_size}")
@@ -107,6 +109,38 @@ def package_runs(run_paths, out_path, *, weights=None, batch_size=64, tta="none"
             "members": [m["name"] for m in manifest["members"]], "profile_source": profile.source,
             "data_path": records[0]["data"]["path"],
             "safe_upload_mb": profile.safe_upload_mb, "failing_upload_mb": profile.failing_upload_mb}
+
+
+def _check_out_path(out_path):
+    """Refuse an output that cannot be written before anything is built."""
+    if os.path.isdir(out_path):
+        raise CodapackError(f"--out should be the path of a .zip file. Received: {out_path}, an existing "
+                            f"directory; use {os.path.join(out_path, 'submission.zip')}")
+    folder = os.path.dirname(os.path.abspath(out_path))
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+        raise CodapackError(f"--out should be in a writable folder. Received: {out_path} ({folder} is read-only)")
+
+
+def _check_members(records, profile):
+    """Cheap checks that always run, --no-verify or not: one class count, readable weights."""
+    for record in records:
+        classes = record["network"].get("num_classes")
+        if classes != profile.num_classes:
+            raise CodapackError(f"{record['dir']}: predicts {classes} classes, but the ensemble's competition "
+                                f"`{profile.name}` (from {records[0]['dir']}) has {profile.num_classes}; "
+                                "every member must predict the same classes")
+        _check_weights_file(run_dir.weights_path(record))
+
+
+def _check_weights_file(path):
+    """Open the HDF5 file and visit every object: a truncated or corrupt file fails here, not on the platform."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            h5.visititems(lambda name, item: item.shape if isinstance(item, h5py.Dataset) else None)
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        raise CodapackError(f"{path}: unreadable weights ({exc}); retrain the run or restore the file") from None
 
 
 def _check_weights(weights, count):
@@ -160,6 +194,9 @@ def main(runs, out_path, weights, batch_size, tta, verify, as_json):
     if result["verification"].get("rejected"):
         raise CodapackError(f"{out_path}: failed verification in the target environment: "
                             f"{result['verification']['problem']}. Moved to {out_path}.rejected; do not upload it")
+    if result["verification"].get("not_run"):
+        raise CodapackError(f"{out_path}: written but not verified: {result['verification']['problem']}. Fix that "
+                            "and package again, or pass --no-verify to accept the zip unverified")
 
 
 def _verify(result):
@@ -171,8 +208,8 @@ def _verify(result):
     try:
         report = verify_zip(result["path"], profile, images, log=say)
     except CodapackError as exc:  # the target environment could not be built here
-        click.echo(f"not verified in the target environment: {exc}")
-        return {"verified": False, "problem": str(exc)}
+        click.echo(f"not verified in the target environment: {exc}", err=True)
+        return {"verified": False, "problem": str(exc), "not_run": True}
     report["images"] = where
     if report["verified"]:
         difference = report["max_probability_difference"]

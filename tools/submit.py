@@ -12,7 +12,6 @@ for the endpoints and where in Codabench's source each comes from.
 import os
 import sys
 import time
-import zipfile
 
 import click
 
@@ -21,6 +20,7 @@ from codapack.errors import CodapackError, fail_for
 from codapack.files import file_sha256
 from codapack.profile import load_profile
 from tools import leaderboard
+from tools.zip_safety import check_zip
 from tools.codabench import DONE_STATES, CodabenchClient, CodabenchRefused, load_credentials
 
 MB = 1024 * 1024
@@ -35,8 +35,7 @@ def local_checks(zip_path, profile, board, *, force=False):
     Raises:
         CodapackError: not a zip; a size at which uploads fail; no OK harness verdict (unless `force`).
     """
-    if not zipfile.is_zipfile(zip_path):
-        raise fail_for(zip_path, "not a zip file")
+    check_zip(zip_path)  # a zip the harness would refuse (duplicate names, a bomb) is never uploaded
     size, digest, warnings = os.path.getsize(zip_path), file_sha256(zip_path), []
     if size >= profile.failing_upload_mb * MB:
         raise fail_for(zip_path, f"{size / MB:.1f} MB; uploads of {profile.failing_upload_mb:g} MB and more fail "

@@ -54,14 +54,13 @@ def verify_zip(zip_path, profile, images, *, log=print):
         and `problem` when not verified.
     """
     options = dict(probabilities=True, batch_check=0)
+    report = {"verified": False, "target": list(profile.platform_packages), "labels_equal": None,
+              "max_probability_difference": None}
     runs = {}
     for env in (CURRENT, TARGET):
         log(f"verifying in the {env} environment ...")
-        runs[env] = run_submission(zip_path, images, profile, HarnessOptions(env=env, **options))
-    report = {"verified": False, "target": list(profile.platform_packages), "labels_equal": None,
-              "max_probability_difference": None}
-    for env, run in runs.items():
-        if run["verdict"] != OK:
+        runs[env] = run = run_submission(zip_path, images, profile, HarnessOptions(env=env, **options))
+        if run["verdict"] != OK:  # a zip broken here is rejected even where the target cannot be built
             return dict(report, problem=f"{env} environment: verdict {run['verdict']}: {run['error']}")
     report["labels_equal"] = bool(np.array_equal(runs[CURRENT]["predictions"], runs[TARGET]["predictions"]))
     if "probabilities" in runs[CURRENT] and "probabilities" in runs[TARGET]:

@@ -139,17 +139,20 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state: the state dict (phase, epoch, history...) to update and save.
         network: the network whose weights are saved (the model being fitted may be its head).
         stateful: callbacks with a `state()` method, by name.
+        clocks: {state key: object with `seconds()`}, saved so a resumed run counts the time before it.
     """
 
-    def __init__(self, checkpoint, state, network, stateful):
+    def __init__(self, checkpoint, state, network, stateful, clocks=None):
         super().__init__()
         self.checkpoint, self.state, self.network, self.stateful = checkpoint, state, network, stateful
+        self.clocks = clocks or {}
 
     def on_epoch_end(self, epoch, logs=None):
         self.state["history"].append({key: float(value) for key, value in (logs or {}).items()}
                                      | {"phase": self.state["phase"]})
         self.state["epoch"] = epoch + 1
         self.state["callbacks"] = {name: callback.state() for name, callback in self.stateful.items()}
+        self.state.update({key: clock.seconds() for key, clock in self.clocks.items()})
         self.checkpoint.save_arrays("weights.npz", self.network.get_weights())
         self.checkpoint.save_arrays("optimizer.npz", [v.numpy() for v in self.model.optimizer.variables])
         self.checkpoint.write_state(self.state)

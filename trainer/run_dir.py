@@ -12,6 +12,7 @@ end, so `runs/NAME` either holds a whole run or does not exist.
 """
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -24,6 +25,18 @@ CONFIG_FILE = "config.toml"
 WEIGHTS_FILE = "weights.weights.h5"
 HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.json"
+# Errors of an output folder the user can fix: no permission, a read-only or full disk, a file in the way.
+WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EISDIR, errno.ENOTDIR)
+
+
+def write_error(exc, out_dir):
+    """The one-line error for an output that could not be written, or None when `exc` is not that kind."""
+    if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRNOS:
+        return None
+    where = exc.filename or out_dir
+    return fail_for(where, f"cannot write the run ({exc.strerror}). Choose a writable --out, or make "
+                           f"{os.path.dirname(os.path.abspath(out_dir))} writable and rerun with --resume to "
+                           "continue from the last epoch saved")
 
 
 @contextlib.contextmanager

@@ -93,9 +93,15 @@ def train_run(config, data_path, out_dir, profile, *, overwrite=False, resume=Fa
     """
     # Before anything else runs TensorFlow: multi-worker collective ops are configured at start-up.
     strategy = distribute.make_strategy(config.strategy)
-    with distribute.output_dir(config.strategy, out_dir) as target:
-        return _train_into(config, data_path, target, profile, strategy, overwrite=overwrite, resume=resume,
-                           split=split, initial_weights=initial_weights, extra=extra)
+    try:
+        with distribute.output_dir(config.strategy, out_dir) as target:
+            return _train_into(config, data_path, target, profile, strategy, overwrite=overwrite, resume=resume,
+                               split=split, initial_weights=initial_weights, extra=extra)
+    except OSError as exc:  # a read-only or full output folder, before or during training
+        error = run_dir.write_error(exc, out_dir)
+        if error is None:
+            raise
+        raise error from None
 
 
 def _train_into(config, data_path, out_dir, profile, strategy, *, overwrite, resume, split, initial_weights,
@@ -132,16 +138,18 @@ def _train_into(config, data_path, out_dir, profile, strategy, *, overwrite, res
             print(f"resuming at phase {state['phase'] + 1}, {state['epoch']} epoch(s) done", flush=True)
         print(f"training {config.architecture} on {len(y_train)} images, validating on {len(y_val)} "
               f"(split {split.split_id})", flush=True)
-        started, phase_log, cache = time.perf_counter(), [], {}
+        # Phases finished and seconds spent before a restart count in this run's record too.
+        clock, phase_log, cache = Clock(state.get("seconds", 0.0)), state.setdefault("phases", []), {}
         for index, phase in enumerate(config.phases):
             if index < state["phase"]:
                 continue
             phase_log.append(_run_phase(config, index, phase, network, strategy, checkpoint, state,
-                                        (x_train, y_train, x_val, y_val), profile, cache))
-            state.update(phase=index + 1, epoch=0, stopped=False, callbacks={})
+                                        (x_train, y_train, x_val, y_val), profile, cache, clock))
+            state.update(phase=index + 1, epoch=0, stopped=False, callbacks={}, phase_seconds=0.0,
+                         seconds=clock.seconds())
             checkpoint.save_arrays("weights.npz", network.get_weights())
             checkpoint.write_state(state)
-        seconds = time.perf_counter() - started
+        seconds = clock.seconds()
 
         # Saved from a fresh copy: the trained network's file would also carry optimiser state.
         shipped = build_network(config.architecture, profile.input_shape, profile.num_classes, config.options)
@@ -199,7 +207,17 @@ def augmentation_record(config):
                           or phase.augmentation else "layers" for phase in config.phases]}
 
 
-def _run_phase(config, index, phase, network, strategy, checkpoint, state, data, profile, cache):
+class Clock:
+    """Seconds of one run across restarts: what earlier processes spent plus this one's."""
+
+    def __init__(self, before=0.0):
+        self.before, self.started = before, time.perf_counter()
+
+    def seconds(self):
+        return self.before + time.perf_counter() - self.started
+
+
+def _run_phase(config, index, phase, network, strategy, checkpoint, state, data, profile, cache, clock):
     """Fit one phase (on cached features when it can), resuming mid-phase from the checkpoint."""
     x_train, y_train, x_val, y_val = data
     config = dataclasses.replace(config, augmentation=phase_augmentation(config, phase))
@@ -207,6 +225,7 @@ def _run_phase(config, index, phase, network, strategy, checkpoint, state, data,
     resuming = index == state["phase"] and state["epoch"] > 0
     if resuming and state.get("stopped"):
         return {"name": phase.name, "skipped": "stopped early before the restart"}
+    phase_clock = Clock(state.get("phase_seconds", 0.0) if resuming else 0.0)
     cached = can_cache(config, phase, network)
     model = network
     num_classes = profile.num_classes
@@ -240,19 +259,20 @@ def _run_phase(config, index, phase, network, strategy, checkpoint, state, data,
     if phase.schedule == "plateau":
         stateful["plateau"] = ResumablePlateau(saved.get("plateau"), monitor="val_loss", factor=phase.plateau_factor,
                                                patience=phase.plateau_patience, min_lr=phase.min_learning_rate)
-    callbacks = [*stateful.values(), EpochCheckpoint(checkpoint, state, network, stateful)]
+    callbacks = [*stateful.values(), EpochCheckpoint(checkpoint, state, network, stateful,
+                                                     clocks={"seconds": clock, "phase_seconds": phase_clock})]
     class_weight = inputs.balanced_class_weights(y_train, num_classes) if config.class_weights == "balanced" else None
     print(f"phase {index + 1}/{len(config.phases)} `{phase.name}`: trainable {phase.trainable} "
           f"({len(model.trainable_weights)} weight tensors), {phase.optimizer} lr {phase.learning_rate:g} "
           f"{phase.schedule}, batch {phase.batch_size}, {phase.epochs} epochs", flush=True)
-    started = time.perf_counter()
     distribute.prepare_fit(model, strategy)
-    history = model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
-                        initial_epoch=state["epoch"] if resuming else 0, callbacks=callbacks,
-                        class_weight=class_weight, shuffle=False,  # the pipeline shuffles
-                        verbose=1 if sys.stdout.isatty() else 2)
+    model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, initial_epoch=state["epoch"] if resuming else 0,
+              callbacks=callbacks, class_weight=class_weight, shuffle=False,  # the pipeline shuffles
+              verbose=1 if sys.stdout.isatty() else 2)
+    # From the checkpoint's history, so epochs run before a restart count too.
+    epochs_run = sum(1 for epoch in state["history"] if epoch["phase"] == index)
     return {"name": phase.name, "trainable": phase.trainable, "cached_features": cached,
-            "epochs_run": len(history.history.get("loss", [])), "seconds": round(time.perf_counter() - started, 2)}
+            "epochs_run": epochs_run, "seconds": round(phase_clock.seconds(), 2)}
 
 
 def _restore_optimizer(model, checkpoint):
