@@ -28,10 +28,12 @@ def test_robust_policy_covers_every_trainable_family_and_light_only_geometry():
 
 
 def test_run_record_unions_the_phases_own_policies():
-    config = TrainConfig(augmentation=Augmentation(policy="light"),
+    config = TrainConfig(augmentation=Augmentation(policy="light", cutmix=1.0),
                          phases=(Phase(name="a", augmentation="none"), Phase(name="b", augmentation="robust"),
                                  Phase(name="c")))
     assert phase_augmentation(config, config.phases[0]).policy == "none"
+    assert not phase_augmentation(config, config.phases[0]).per_epoch  # "none" turns CutMix off too
+    assert phase_augmentation(config, config.phases[1]).cutmix == 1.0
     assert phase_augmentation(config, config.phases[2]).policy == "light"
     record = augmentation_record(config)
     assert record["per_phase"] == ["none", "robust", "light"]

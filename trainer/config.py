@@ -44,8 +44,9 @@ class Phase:
             restoring the best weights; 0 never stops early.
         freeze_batch_norm: keep the backbone's batch-norm layers in inference mode when unfrozen.
         augmentation: a policy name for this phase instead of the config's `[augmentation]`
-            (e.g. "none" for a frozen head that then trains on cached features, "robust" for
-            the fine-tune); "" keeps the config's. MixUp and CutMix stay as configured.
+            policy or layers (e.g. "geometry" to converge first, "robust" for the fine-tune);
+            "" keeps the config's. MixUp and CutMix stay as configured, except under "none",
+            which turns every augmentation off (a frozen head then trains on cached features).
     """
 
     name: str = "train"
@@ -286,6 +287,8 @@ def phase_augmentation(config, phase):
     """The `Augmentation` a phase trains with: the config's, or its own policy."""
     if not phase.augmentation:
         return config.augmentation
+    if phase.augmentation == "none":
+        return dataclasses.replace(config.augmentation, policy="none", layers=(), mixup=0.0, cutmix=0.0)
     return dataclasses.replace(config.augmentation, policy=phase.augmentation, layers=())
 
 
