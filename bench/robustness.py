@@ -90,7 +90,19 @@ def recipe_rows(recipe, data, folder, profile, tta="d4"):
     return shift_rows(record, cleaned, profile, f"{recipe} (TTA {tta})", scored, tta=tta) + [
         Row("robustness", f"{recipe}: minutes from training_set.npz to a scored zip", minutes, "min",
             note=f"inspect + clean ({removed} dropped), {record['training']['epochs_run']} epochs "
-                 f"({record['training']['seconds'] / 60:.1f} min of training), package + verify, harness")]
+                 f"({record['training']['seconds'] / 60:.1f} min of training), package + verify, harness"),
+        *augmentation_cost_rows(record, recipe)]
+
+
+def augmentation_cost_rows(record, recipe):
+    """Seconds per epoch of each phase against the first: what a phase's augmentation costs in training speed."""
+    phases = [p for p in record["training"]["phases"] if p.get("epochs_run")]
+    first = phases[0]["seconds"] / phases[0]["epochs_run"]
+    policies = record["training"]["augmentation"]["per_phase"]
+    return [Row("robustness", f"{recipe}: seconds per epoch, phase `{phase['name']}`",
+                phase["seconds"] / phase["epochs_run"], "s/epoch", first, f"phase `{phases[0]['name']}`",
+                higher_is_better=False, note=f"augmentation {policy}")
+            for phase, policy in zip(phases[1:], policies[1:])]
 
 
 @click.command(context_settings={"show_default": True})

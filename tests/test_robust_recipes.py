@@ -16,8 +16,11 @@ ROBUST_FAMILIES = trained_families(POLICY_LAYERS["robust"])
 
 def one_step(recipe):
     """The recipe with every phase cut to one small step, random weights, eager (no tracing cost)."""
-    phases = load_config(resolve_config_path(recipe)).phases
+    config = load_config(resolve_config_path(recipe))
+    phases = config.phases
     overrides = ["model.weights=none", "training.max_train_images=8", "training.run_eagerly=true"]
+    if config.architecture == "baseline_cnn":  # 24 px test images: fewer halvings than 96 px ones
+        overrides.append("model.options.filters=[8, 16]")
     for i in range(len(phases)):
         overrides += [f"phases.{i}.epochs=1", f"phases.{i}.batch_size=8"]
     return load_config(resolve_config_path(recipe), overrides)
