@@ -51,7 +51,7 @@ def test_concurrent_writers_all_land(tmp_path):
     for p in processes:
         p.start()
     for p in processes:
-        p.join(60)
+        p.join(300)  # spawned interpreters import slowly on a loaded 2-core machine
         assert p.exitcode == 0
     assert len(Leaderboard(path).ranked(history=True)) == 75
 

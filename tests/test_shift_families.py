@@ -112,3 +112,9 @@ def test_unknown_corruption_and_severity_are_refused():
     with pytest.raises(ValueError, match="`severity` should be 1..5"):
         corrupt(IMAGES, "haze", 6)
     assert len(CORRUPTIONS) == 21
+
+
+def test_every_small_split_meets_every_family_and_105_images_every_pair():
+    assert {FAMILY_OF[name] for name, _ in shifted_assignment(21, offset=8)} == set(FAMILIES)
+    assert len(set(shifted_assignment(105))) == 105
+    assert {severity for _, severity in shifted_assignment(5)} == {1, 2, 3, 4, 5}

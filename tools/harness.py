@@ -228,7 +228,7 @@ def _environment(options, profile, submission, warnings):
     return env, python
 
 
-def _run_in(scratch, submission, images, python, workdir, limit, options):
+def _run_in(scratch, submission, images, python, workdir, limit, options, visible=None):
     cwd = submission if workdir == "submission" else os.path.join(scratch, "elsewhere")
     output = os.path.join(scratch, "output")
     for folder in (cwd, output):
@@ -242,7 +242,7 @@ def _run_in(scratch, submission, images, python, workdir, limit, options):
     job = {"submission_dir": submission, "input": files["input"], "predictions": files["predictions"],
            "result": files["result"], "output_dir": output, "batch_check": options.batch_check,
            "probabilities": files["probabilities"] if options.probabilities else None}
-    return run_worker(python, job, cwd, limit, len(images), run_dir=scratch, network=options.network,
+    return run_worker(python, job, cwd, limit, len(images), run_dir=visible or scratch, network=options.network,
                       sandbox_mode=options.sandbox, memory_limit_mb=options.memory_limit_mb or None), files
 
 
@@ -265,8 +265,9 @@ def _working_directory_cause(outcome, files, submission, python, images, limit, 
     suspects = working_directory_differences(worker.get("relative_paths", []), files["cwd"], submission)
     if not suspects:
         return None
-    again, _ = _run_in(os.path.join(os.path.dirname(files["result"]), "from-submission"), submission, images,
-                       python, "submission", limit, dataclasses.replace(options, batch_check=0, probabilities=False))
+    scratch = os.path.dirname(files["result"])  # the sandbox shows the second run all of it: the submission too
+    again, _ = _run_in(os.path.join(scratch, "from-submission"), submission, images, python, "submission", limit,
+                       dataclasses.replace(options, batch_check=0, probabilities=False), visible=scratch)
     stages = ("import", "init", "predict", "predicted", "batch_check", "done")
     failed_at, reached = worker.get("stage"), again["worker"].get("stage")
     further = reached in stages and failed_at in stages and stages.index(reached) > stages.index(failed_at)

@@ -49,7 +49,7 @@ def build_manifest(records, weights, profile, batch_size, tta="none"):
                         "weights": arcname, "weight": float(weight),
                         "split_id": record["split"]["id"], "data_sha256": record["data"]["sha256"],
                         "trained_with": record["versions"],
-                        "trained_families": record["training"].get("augmentation", {}).get("families", [])})
+                        "trained_families": record.get("training", {}).get("augmentation", {}).get("families", [])})
         files.append((arcname, run_dir.weights_path(record)))
     manifest = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
                 "competition": profile.name, "input_shape": list(profile.input_shape),

@@ -72,11 +72,14 @@ def corrupt(images, name, severity, seed=0):
 def shifted_assignment(n, offset=0):
     """The (corruption, severity) pair each of n images gets in `shifted_copy`: every pair in turn.
 
-    `offset` starts the cycle elsewhere, so that several copies of one split give
-    each image several different corruptions.
+    Image i gets corruption i mod 21 at severity i mod 5 (21 and 5 are co-prime, so
+    105 images in a row meet every pair once): any 21 images in a row meet every
+    corruption and so every family, however small the split. `offset` starts the
+    cycle elsewhere, so that several copies of one split give each image several
+    different corruptions.
     """
-    pairs = [(name, severity) for name in CORRUPTIONS for severity in SEVERITIES]
-    return [pairs[(i + offset) % len(pairs)] for i in range(n)]
+    names = list(CORRUPTIONS)
+    return [(names[(i + offset) % len(names)], SEVERITIES[(i + offset) % len(SEVERITIES)]) for i in range(n)]
 
 
 def shifted_copy(images, seed=0, offset=0):
