@@ -8,6 +8,7 @@ that it moved there, a warning this module silences because the fallback is
 deliberate).
 """
 
+import importlib
 import os
 import warnings
 
@@ -20,12 +21,12 @@ _MOVED_WARNING = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
 
 def _interpreter_class():
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        # Optional, hence imported by name: present in new environments, absent on the platform.
+        return importlib.import_module("ai_edge_litert.interpreter").Interpreter
     except ImportError:
         import tensorflow as tf
 
-        Interpreter = tf.lite.Interpreter
-    return Interpreter
+        return tf.lite.Interpreter
 
 
 def _threads():

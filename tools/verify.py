@@ -21,7 +21,7 @@ from codapack.splits import split_for
 from codapack.synthetic import make_images
 from tools.diagnosis import OK
 from tools.harness import HarnessOptions, run_submission
-from tools.target_env import CURRENT, TARGET
+from tools.target_env import CURRENT, TARGET, resolve_python
 
 TOLERANCE = 1e-4
 SAMPLE_SIZE = 64
@@ -131,12 +131,13 @@ def verify_zip(zip_path, profile, images, *, log=print, reference_zip=None, labe
     Raises:
         CodapackError: the target environment cannot be built here.
     """
-    options = dict(probabilities=True, batch_check=0)
+    pythons = {CURRENT: resolve_python(CURRENT, profile), env: resolve_python(env, profile, log=log)}
     runs = {}
     for name, path, where in (("reference", reference_zip or zip_path, CURRENT), ("zip", zip_path, env)):
         log(f"verifying: {'the keras twin' if reference_zip and name == 'reference' else 'the zip'} "
             f"in the {where} environment ...")
-        runs[name] = run_submission(path, images, profile, HarnessOptions(env=where, **options))
+        options = HarnessOptions(env=where, python=pythons[where], probabilities=True, batch_check=0)
+        runs[name] = run_submission(path, images, profile, options)
     report = {"verified": False, "target": list(profile.platform_packages), "env": env, "labels_equal": None,
               "max_probability_difference": None}
     for name, where in (("reference", CURRENT), ("zip", env)):
