@@ -138,8 +138,9 @@ def main(quick, kit_folder, results_path, as_json):
         from codapack.dataset import load_dataset
         from codapack.profile import load_profile
 
-        images = load_dataset(data, load_profile()).images[:512 if quick else 3421]
-        add(benchmark(run, images, quick=quick))
+        dataset = load_dataset(data, load_profile())
+        count = 512 if quick else 3421
+        add(benchmark(run, dataset.images[:count], quick=quick, labels=dataset.labels[:count]))
         add(training_rows(data, quick))
         add(_frozen_rows(data, quick))
     seconds = time.perf_counter() - started
