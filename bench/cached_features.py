@@ -27,6 +27,21 @@ from trainer.features import split_at_head  # noqa: E402
 from trainer.phases import compile_for, set_trainable, steps_per_epoch  # noqa: E402
 
 
+# How cached features and augmentation combine; bench/run.py writes it under the table in results.md.
+RESULTS_NOTE = """\
+**Cached features and augmentation.** The frozen-phase row caches features because nothing changes
+between epochs: the backbone is frozen with its batch norm in inference mode, and no augmentation
+runs per epoch. `trainer/features.py` caches only then (`augmentation.per_epoch` false: policy
+`none`, no custom layers, no MixUp or CutMix); any per-epoch augmentation makes every epoch's
+images new, so the phase runs the backbone every step and this speed-up is gone. The robust recipes
+combine the two in either of two ways: (1) offline augmentation (`augmentation.offline_per_class`
+or `codapack augment`) draws a fixed set of augmented copies before training; they are cached like
+the originals, so K copies cost K forward passes once, and the phase stays cached; (2) the frozen
+phase trains the head on clean cached features and the augmentation runs in the fine-tune phase,
+where the backbone runs every step anyway. Per-epoch augmentation in the frozen phase itself is
+what the 10x is traded for.
+"""
+
 RECIPE_EPOCHS = 10  # the `transfer` phase of trainer/recipes/mobilenet_v2_fast_cpu.toml
 
 

@@ -170,6 +170,9 @@ def _write_markdown(path, table, seconds, quick):
              f"- wall time of the whole run: {seconds / 60:.1f} min", "",
              "Ratios are codapack against the baseline named on the row, measured in the same process on the "
              "same data; above 1 means codapack is better (faster, smaller, less memory).", "", "```", table, "```", ""]
+    from bench.cached_features import RESULTS_NOTE
+
+    lines += [RESULTS_NOTE]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
 
