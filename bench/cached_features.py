@@ -39,7 +39,7 @@ or `codapack augment`) draws a fixed set of augmented copies before training; th
 the originals, so K copies cost K forward passes once, and the phase stays cached; (2) the frozen
 phase trains the head on clean cached features and the augmentation runs in the fine-tune phase,
 where the backbone runs every step anyway. Per-epoch augmentation in the frozen phase itself is
-what the 10x is traded for.
+what the cached speed-up is traded for.
 """
 
 RECIPE_EPOCHS = 10  # the `transfer` phase of trainer/recipes/mobilenet_v2_fast_cpu.toml
