@@ -19,7 +19,6 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANIFEST_FILE = "manifest.json"
@@ -57,6 +56,9 @@ class _Member:
         self.name = entry["name"]
         self.weight = float(entry.get("weight", 1.0))
         self.format = "keras"
+        # Imported here: a zip of compiled members run by ai_edge_litert never pays TensorFlow's import.
+        import tensorflow as tf
+
         network = networks.build_network(entry["architecture"], input_shape, num_classes,
                                          entry.get("options"))
         network.load_weights(os.path.join(folder, entry["weights"]))
