@@ -2,7 +2,7 @@
 
     keras        weights (`.weights.h5`) rebuilt into the network by `networks.py`: exact, slowest
     tflite       the network converted to TensorFlow Lite, float32: the same numbers within ~1e-5
-    tflite-fp16  the same with float16 weights: half the size, probabilities within ~1e-2
+    tflite-fp16  the same with float16 weights: half the size, probabilities mostly within ~1e-2
 
 `submission/compiled.py` runs the TFLite members on the platform. A network the
 converter cannot express in TFLite's built-in operations stays a Keras member,
