@@ -1,6 +1,7 @@
 # Entry points: `make demo` (the whole pipeline offline on generated data), `make test` (the test
 # suite) and `make test-zoo` (every registry entry trains one step and packages: the suite covers
-# one per family, this the other 17; about 11 minutes). All create or reuse .venv and install into it.
+# one per family, this the other 17, and converts every entry to TFLite or checks its fallback to
+# Keras; about 11 minutes plus about 13 for the conversions). All create or reuse .venv and install into it.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -24,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
 
 test-zoo: $(STAMP)
-	CODAPACK_FULL_ZOO=1 $(BIN)/python -m pytest -q -ra tests/test_zoo_registry.py -k trains_one_step
+	CODAPACK_FULL_ZOO=1 $(BIN)/python -m pytest -q -ra tests/test_zoo_registry.py -k "trains_one_step or converts_to_tflite"
 
 clean:
 	rm -rf $(VENV) demo_output .codapack build *.egg-info

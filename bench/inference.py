@@ -5,8 +5,11 @@ Both run in a fresh process through the harness's own worker, so start-up
 are run twice, interleaved, and the best of each is kept. The
 template loads `weights.keras` with `keras.models.load_model` and calls
 `predict(X)`; codapack rebuilds the network from code, loads `.weights.h5` and
-predicts through one traced function in fixed batches. Also measured: TTA,
-an ensemble of three, zip size against `.keras`, and the harness's overhead.
+predicts through one traced function in fixed batches (format keras), or runs
+the network converted to TensorFlow Lite (tflite: float32, tflite-fp16: float16
+weights). All four zips hold the same trained weights. Also measured: TTA, an
+ensemble of three, zip sizes against `.keras`, where start-up goes
+(bench/startup.py), and the harness's overhead.
 """
 
 import os
@@ -65,32 +68,55 @@ def _best(results):
     return best, results[0][1]
 
 
-def benchmark(run, images, quick=False):
-    """Rows comparing codapack's zip with the template's on `images`."""
+COMPILED = ("tflite", "tflite-fp16")
+
+
+def _format_rows(name, mine, base, n, agreement, accuracy_change):
+    change = "" if accuracy_change is None else f", accuracy {accuracy_change * 100:+.2f} pp"
+    return [Row("inference", f"{name}: predict images/s ({n} images)", n / mine["predict_seconds"], "img/s",
+                n / base["predict_seconds"], "template", note=f"same labels on {agreement:.2%}{change}"),
+            Row("inference", f"{name}: Model() start-up", mine["init_seconds"], "s", base["init_seconds"], "template",
+                higher_is_better=False),
+            Row("inference", f"{name}: peak memory (RSS)", mine["peak_rss_mb"], "MB", base["peak_rss_mb"], "template",
+                higher_is_better=False)]
+
+
+def benchmark(run, images, quick=False, labels=None):
+    """Rows comparing codapack's zips (each member format) with the template's on `images`.
+
+    Args:
+        run: the run record whose weights every zip holds.
+        images: the images to predict.
+        quick: fewer variants.
+        labels: the images' labels, for the accuracy change of each format against the template.
+    """
+    from bench.startup import rows as startup_rows
+
     profile = load_profile(run["profile"]["source"])
     rows = []
     with tempfile.TemporaryDirectory(prefix="codapack-bench-") as folder:
         template, keras_bytes = template_zip(run, folder)
-        ours = package_runs([run["dir"]], os.path.join(folder, "ours.zip"))["path"]
+        zips = {"keras": package_runs([run["dir"]], os.path.join(folder, "ours.zip"))["path"]}
+        for member_format in COMPILED:
+            zips[member_format] = package_runs([run["dir"]], os.path.join(folder, f"{member_format}.zip"),
+                                               member_format=member_format)["path"]
+        ours = zips["keras"]
         # Interleaved and best of two, so a burst of other load on the machine cannot land on one side only.
-        runs = {template: [], ours: []}
+        runs = {template: [], **{path: [] for path in zips.values()}}
         for _ in range(2):
             for path in runs:
                 runs[path].append(run_zip(path, images, folder))
-        (base, base_labels), (mine, my_labels) = (_best(runs[template]), _best(runs[ours]))
-        agreement = float(np.mean(base_labels == my_labels))
+        base, base_labels = _best(runs[template])
         n = len(images)
-        rows += [
-            Row("inference", f"predict images/s ({n} images)", n / mine["predict_seconds"], "img/s",
-                n / base["predict_seconds"], "template", note=f"same labels on {agreement:.2%}"),
-            Row("inference", "Model() start-up", mine["init_seconds"], "s", base["init_seconds"], "template",
-                higher_is_better=False),
-            Row("inference", "peak memory (RSS)", mine["peak_rss_mb"], "MB", base["peak_rss_mb"], "template",
-                higher_is_better=False),
-        ]
+        for name, path in zips.items():
+            mine, my_labels = _best(runs[path])
+            change = None if labels is None else float(np.mean(my_labels == labels) - np.mean(base_labels == labels))
+            rows += _format_rows(name, mine, base, n, float(np.mean(base_labels == my_labels)), change)
         variants = [("TTA flips (3 views)", dict(tta="flips"), 1)]
         if not quick:
-            variants += [("TTA d4 (8 views)", dict(tta="d4"), 1), ("ensemble of three", {}, 3)]
+            variants += [("TTA d4 (8 views)", dict(tta="d4"), 1), ("ensemble of three", {}, 3),
+                         ("tflite-fp16, TTA flips (3 views)", dict(tta="flips", member_format="tflite-fp16"), 1),
+                         ("tflite-fp16, ensemble of three", dict(member_format="tflite-fp16"), 3)]
         # The variants predict a part of the images: their speed per image is what is compared.
         part = images[:VARIANT_IMAGES]
         for name, options, copies in variants:
@@ -100,9 +126,11 @@ def benchmark(run, images, quick=False):
             rows.append(Row("inference", f"{name}: images/s", len(part) / worker["predict_seconds"], "img/s",
                             n / (base["predict_seconds"] * views), "template, same work",
                             note=f"{len(part)} images; template's speed / {views} forward passes per image"))
-        rows.append(Row("size", "zip size", os.path.getsize(ours) / 2 ** 20, "MB", os.path.getsize(template) / 2 ** 20,
-                        "template zip (.keras)", higher_is_better=False,
-                        note=f".keras file alone {keras_bytes / 2 ** 20:.2f} MB"))
+        for name, path in zips.items():
+            rows.append(Row("size", f"{name}: zip size", os.path.getsize(path) / 2 ** 20, "MB",
+                            os.path.getsize(template) / 2 ** 20, "template zip (.keras)", higher_is_better=False,
+                            note=f".keras file alone {keras_bytes / 2 ** 20:.2f} MB"))
+        rows += startup_rows({"template": template, **zips}, tuple(run["network"]["input_shape"]))
         started = time.perf_counter()
         result = run_submission(ours, images, profile, HarnessOptions(batch_check=0))
         harness_seconds = time.perf_counter() - started

@@ -1,7 +1,9 @@
 """Submission runtime: the `Model` class the platform imports.
 
 Shipped unchanged in every zip built by `tools/package.py`, next to
-`networks.py`, `tta.py`, `manifest.json` and the members' `.weights.h5` files. It
+`networks.py`, `tta.py`, `compiled.py`, `manifest.json` and the members' files:
+a `.weights.h5` for a "keras" member (rebuilt from `networks.py`), a `.tflite`
+for a "tflite" or "tflite-fp16" member (run by `compiled.py`). It
 imports only the standard library, numpy, tensorflow and keras, and finds every
 file relative to its own location, so it works whatever folder the platform
 runs it from.
@@ -17,12 +19,12 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANIFEST_FILE = "manifest.json"
 NETWORKS_FILE = "networks.py"
 TTA_FILE = "tta.py"
+COMPILED_FILE = "compiled.py"
 MANIFEST_FORMAT = "codapack-submission"
 MANIFEST_VERSION = 1
 
@@ -53,6 +55,10 @@ class _Member:
     def __init__(self, entry, networks, input_shape, num_classes, folder):
         self.name = entry["name"]
         self.weight = float(entry.get("weight", 1.0))
+        self.format = "keras"
+        # Imported here: a zip of compiled members run by ai_edge_litert never pays TensorFlow's import.
+        import tensorflow as tf
+
         network = networks.build_network(entry["architecture"], input_shape, num_classes,
                                          entry.get("options"))
         network.load_weights(os.path.join(folder, entry["weights"]))
@@ -61,23 +67,40 @@ class _Member:
         self.probabilities = tf.function(lambda x: network(x, training=False),
                                          input_signature=[signature])
 
+    def predict_batch(self, images):
+        """Probabilities (n, classes) of a float32 batch (n, H, W, C), as numpy."""
+        return self.probabilities(images).numpy()
+
+
+def member_format(entry):
+    """A manifest entry's format; manifests written before formats existed hold Keras members only."""
+    return entry.get("format", "keras")
+
+
+def needs_networks(manifest):
+    """Whether any member is rebuilt from `networks.py` (importing it costs Keras' start-up)."""
+    return any(member_format(entry) == "keras" for entry in manifest["members"])
+
 
 class Ensemble:
     """Weighted mean of members' probabilities, averaged over a test-time augmentation policy.
 
+    Members may mix formats: each has `predict_batch`, whatever runs it.
+
     Args:
         manifest: the manifest dict (members, input_shape, classes, batch_size, tta).
-        folder: the folder member weight paths are relative to.
-        networks: the module holding `build_network`.
+        folder: the folder member file paths are relative to.
+        networks: the module holding `build_network` (None when no member is "keras").
         tta: the module holding `transforms`.
+        compiled: the module holding `CompiledMember` (None when every member is "keras").
     """
 
-    def __init__(self, manifest, folder, networks, tta):
+    def __init__(self, manifest, folder, networks, tta, compiled=None):
         self.input_shape = tuple(manifest["input_shape"])
         self.num_classes = len(manifest["classes"])
         self.batch_size = int(manifest.get("batch_size", 64))
         self.transforms = tta.transforms(manifest.get("tta", "none"), self.input_shape)
-        self.members = [_Member(entry, networks, self.input_shape, self.num_classes, folder)
+        self.members = [_member(entry, folder, networks, compiled, self.input_shape, self.num_classes)
                         for entry in manifest["members"]]
         # Optional callable(done, total) after each batch; the local harness sets it for a progress bar.
         self.on_progress = None
@@ -95,7 +118,7 @@ class Ensemble:
             for transform in self.transforms:
                 view = np.ascontiguousarray(transform(batch))
                 for member in self.members:
-                    out[start:start + len(batch)] += member.weight * member.probabilities(view).numpy()
+                    out[start:start + len(batch)] += member.weight * member.predict_batch(view)
             if self.on_progress is not None:
                 self.on_progress(min(start + self.batch_size, len(X)), len(X))
         return out / total_weight
@@ -105,9 +128,20 @@ class Ensemble:
         return np.argmax(self.predict_proba(X), axis=1).astype(np.int64)
 
 
+def _member(entry, folder, networks, compiled, input_shape, num_classes):
+    kind = member_format(entry)
+    if kind == "keras":
+        return _Member(entry, networks, input_shape, num_classes, folder)
+    if compiled is None or kind not in compiled.FORMATS:
+        raise ValueError(f"member `{entry['name']}` has format `{kind}`, which this runtime cannot run")
+    return compiled.CompiledMember(entry, folder)
+
+
 class Model(Ensemble):
     """The submission: the ensemble described by the manifest shipped beside this file."""
 
     def __init__(self):
-        super().__init__(_read_manifest(), HERE, _load_sibling_module(NETWORKS_FILE),
-                         _load_sibling_module(TTA_FILE))
+        manifest = _read_manifest()
+        networks = _load_sibling_module(NETWORKS_FILE) if needs_networks(manifest) else None
+        super().__init__(manifest, HERE, networks, _load_sibling_module(TTA_FILE),
+                         _load_sibling_module(COMPILED_FILE))

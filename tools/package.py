@@ -1,8 +1,10 @@
 """Package trained runs into a submission zip: `python tools/package.py runs/A [runs/B ...] --out submission.zip`.
 
-The zip holds, at its root, the fixed runtime (`model.py`, `networks.py` from
-`submission/`), a `manifest.json` naming each member's network, options and
-weight, and each member's `.weights.h5` under `members/`.
+The zip holds, at its root, the fixed runtime (`model.py`, `networks.py`,
+`compiled.py` ... from `submission/`), a `manifest.json` naming each member's
+network, options, weight and format, and each member's file under `members/`:
+`.weights.h5` for a keras member, `.tflite` for a compiled one (`--format`, see
+tools/member_formats.py).
 """
 
 import datetime
@@ -18,16 +20,17 @@ from codapack.cli_common import command, emit_json, json_option
 from codapack.errors import CodapackError
 from codapack.profile import load_profile
 from submission.tta import POLICIES as TTA_POLICIES
+from tools import member_formats
 from trainer import run_dir
 
 SUBMISSION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "submission")
-RUNTIME_FILES = ("model.py", "networks.py", "applications.py", "scratch_networks.py", "tta.py")
+RUNTIME_FILES = ("model.py", "networks.py", "applications.py", "scratch_networks.py", "tta.py", "compiled.py")
 MANIFEST_FORMAT = "codapack-submission"
 MANIFEST_VERSION = 1
 MB = 1024 * 1024
 
 
-def build_manifest(records, weights, profile, batch_size, tta="none"):
+def build_manifest(records, weights, profile, batch_size, tta="none", files=None):
     """The manifest `submission/model.py` reads: members, their networks and weights.
 
     Args:
@@ -36,30 +39,37 @@ def build_manifest(records, weights, profile, batch_size, tta="none"):
         profile: the competition `Profile` all runs share.
         batch_size: images per prediction batch in `model.py`.
         tta: the test-time augmentation policy `model.py` applies (see submission/tta.py).
+        files: one `member_formats.MemberFile` per record; keras weights from the runs when None.
 
     Returns:
-        (manifest dict, list of (path in zip, source file) for the weights).
+        (manifest dict, list of (path in zip, source file) for the members' files).
     """
-    members, files = [], []
-    for i, (record, weight) in enumerate(zip(records, weights)):
-        arcname = f"members/{i:02d}-{_safe_name(record['name'])}.weights.h5"
+    if files is None:
+        files = [member_formats.MemberFile(member_formats.KERAS, run_dir.weights_path(r)) for r in records]
+    members, sources = [], []
+    for i, (record, weight, member) in enumerate(zip(records, weights, files)):
+        arcname = f"members/{i:02d}-{_safe_name(record['name'])}{member_formats.SUFFIX[member.format]}"
         network = record["network"]
-        members.append({"name": record["name"], "architecture": network["architecture"],
-                        "options": network["options"], "preprocessing": network["preprocessing"],
-                        "weights": arcname, "weight": float(weight),
-                        "split_id": record["split"]["id"], "data_sha256": record["data"]["sha256"],
-                        "trained_with": record["versions"],
-                        "trained_families": record.get("training", {}).get("augmentation", {}).get("families", [])})
-        files.append((arcname, run_dir.weights_path(record)))
+        entry = {"name": record["name"], "format": member.format, "architecture": network["architecture"],
+                 "options": network["options"], "preprocessing": network["preprocessing"],
+                 "weight": float(weight), "split_id": record["split"]["id"], "data_sha256": record["data"]["sha256"],
+                 "trained_with": record["versions"],
+                 "trained_families": record.get("training", {}).get("augmentation", {}).get("families", [])}
+        entry["weights" if member.format == member_formats.KERAS else "model"] = arcname
+        if member.note:
+            entry["fallback"] = member.note
+        members.append(entry)
+        sources.append((arcname, member.source))
     manifest = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
                 "competition": profile.name, "input_shape": list(profile.input_shape),
                 "classes": list(profile.classes), "batch_size": int(batch_size), "tta": tta,
                 "members": members, "codapack": codapack.__version__,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    return manifest, files
+    return manifest, sources
 
 
-def package_runs(run_paths, out_path, *, weights=None, batch_size=64, tta="none"):
+def package_runs(run_paths, out_path, *, weights=None, batch_size=64, tta="none", member_format="keras",
+                 log=print):
     """Write a submission zip for one run or an ensemble of runs.
 
     Args:
@@ -68,9 +78,13 @@ def package_runs(run_paths, out_path, *, weights=None, batch_size=64, tta="none"
         weights: ensemble weights, one per run; equal when None.
         batch_size: images per prediction batch in `model.py`.
         tta: the test-time augmentation policy `model.py` applies.
+        member_format: "keras", "tflite" or "tflite-fp16" (see tools/member_formats.py); a member
+            that cannot be converted ships as keras, reported through `log`.
+        log: where conversion fallbacks are reported.
 
     Returns:
-        A dict with `path`, `bytes`, `sha256`, `members` and the profile's size limits.
+        A dict with `path`, `bytes`, `sha256`, `members`, `format`, `member_formats`, `fallbacks`
+        and the profile's size limits.
 
     Raises:
         CodapackError: unreadable runs, runs of different competitions, bad
@@ -91,9 +105,12 @@ def package_runs(run_paths, out_path, *, weights=None, batch_size=64, tta="none"
         raise CodapackError(f"--batch-size should be at least 1. Received: {batch_size}")
     if tta not in TTA_POLICIES:
         raise CodapackError(f"--tta should be one of {', '.join(TTA_POLICIES)}. Received: {tta!r}")
-    manifest, weight_files = build_manifest(records, weights, profile, batch_size, tta)
-
-    with atomic_path(out_path) as tmp:
+    if member_format not in member_formats.FORMATS:
+        raise CodapackError(f"--format should be one of {', '.join(member_formats.FORMATS)}. "
+                            f"Received: {member_format!r}")
+    with member_formats.scratch_folder() as converted, atomic_path(out_path) as tmp:
+        files = member_formats.member_files(records, member_format, converted, log=log)
+        manifest, weight_files = build_manifest(records, weights, profile, batch_size, tta, files)
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name in RUNTIME_FILES:
                 zf.write(os.path.join(SUBMISSION_DIR, name), name)
@@ -107,6 +124,8 @@ def package_runs(run_paths, out_path, *, weights=None, batch_size=64, tta="none"
         digest = file_sha256(tmp)
     return {"path": os.path.abspath(out_path), "bytes": size, "sha256": digest,
             "members": [m["name"] for m in manifest["members"]], "profile_source": profile.source,
+            "format": member_format, "member_formats": [m["format"] for m in manifest["members"]],
+            "fallbacks": [m["fallback"] for m in manifest["members"] if "fallback" in m],
             "data_path": records[0]["data"]["path"],
             "safe_upload_mb": profile.safe_upload_mb, "failing_upload_mb": profile.failing_upload_mb}
 
@@ -169,15 +188,20 @@ def describe_size(result):
 @click.option("--batch-size", default=64, help="Images per prediction batch inside model.py.")
 @click.option("--tta", default="none", type=click.Choice(TTA_POLICIES),
               help="Test-time augmentation model.py applies: none, flips, d4 (8 rotations/flips), shifts.")
+@click.option("--format", "member_format", default="auto", type=click.Choice(("auto", *member_formats.FORMATS)),
+              help="How members ship: keras (.weights.h5), tflite (float32) or tflite-fp16 (half the size). "
+                   "auto: the fastest that passes verification (keras with --no-verify).")
 @click.option("--verify/--no-verify", default=True,
               help="Run the zip in the profile's pinned platform environment and compare with this one.")
 @json_option
-def main(runs, out_path, weights, batch_size, tta, verify, as_json):
+def main(runs, out_path, weights, batch_size, tta, member_format, verify, as_json):
     """Package one run, or several as an averaging ensemble, into a submission zip.
 
     By default the zip is then verified: it runs in this environment and in the profile's pinned
     platform environment (built once, cached) on the same images, and must give the same labels with
-    probabilities within 1e-4. A zip that fails is renamed to OUT.rejected and the command exits 1.
+    probabilities within 1e-4. A zip of compiled (TFLite) members runs in the platform's environment
+    and is compared with the same runs packaged as keras, on the validation split, with its format's
+    thresholds (tools/verify.py). A zip that fails is renamed to OUT.rejected and the command exits 1.
     """
     parsed = None
     if weights:
@@ -185,10 +209,8 @@ def main(runs, out_path, weights, batch_size, tta, verify, as_json):
             parsed = [float(w) for w in weights.split(",")]
         except ValueError:
             raise click.BadParameter(f"should be comma-separated numbers. Received: {weights}") from None
-    result = package_runs(runs, out_path, weights=parsed, batch_size=batch_size, tta=tta)
-    click.echo(f"packaged {len(result['members'])} member(s): {', '.join(result['members'])}")
-    click.echo(describe_size(result))
-    result["verification"] = _verify(result) if verify else {"verified": False, "problem": "skipped (--no-verify)"}
+    result = _package_formats(runs, out_path, dict(weights=parsed, batch_size=batch_size, tta=tta),
+                              _candidate_formats(member_format, verify), verify)
     if as_json:
         emit_json(result)
     if result["verification"].get("rejected"):
@@ -199,25 +221,80 @@ def main(runs, out_path, weights, batch_size, tta, verify, as_json):
                             "and package again, or pass --no-verify to accept the zip unverified")
 
 
-def _verify(result):
-    from tools.verify import sample_images, verify_zip
+def _candidate_formats(member_format, verify):
+    if member_format != "auto":
+        return [member_format]
+    if not verify:
+        click.echo("--format auto with --no-verify: members ship as keras, the one format that needs no "
+                   "check; pass --format tflite or tflite-fp16 to ship compiled members unverified", err=True)
+        return [member_formats.KERAS]
+    return list(member_formats.AUTO_ORDER)
+
+
+def _package_formats(runs, out_path, options, formats, verify):
+    """Package in each format in turn until one passes verification; the last failure is rejected."""
+    say = lambda message: click.echo(message, err=True)  # noqa: E731
+    with member_formats.scratch_folder() as folder:
+        twin = None
+        for i, member_format in enumerate(formats):
+            result = package_runs(runs, out_path, member_format=member_format, log=say, **options)
+            shipped = sorted(set(result["member_formats"]))
+            click.echo(f"packaged {len(result['members'])} member(s) as {', '.join(shipped)}: "
+                       f"{', '.join(result['members'])}")
+            click.echo(describe_size(result))
+            if not verify:
+                result["verification"] = {"verified": False, "problem": "skipped (--no-verify)"}
+                return result
+            compiled = shipped != [member_formats.KERAS]
+            if compiled and twin is None:
+                twin = package_runs(runs, os.path.join(folder, "keras-twin.zip"), **options)["path"]
+            last = i == len(formats) - 1 or not compiled  # a zip all of keras members is the last resort
+            result["verification"] = _verify(result, member_format if compiled else member_formats.KERAS,
+                                             twin if compiled else None, reject=last)
+            if last or not result["verification"].get("rejected"):
+                return result
+            click.echo(f"{member_format}: refused ({result['verification']['problem']}); trying {formats[i + 1]}")
+    return result
+
+
+def _verify(result, member_format="keras", twin=None, reject=True):
+    from tools.verify import COMPILED_SAMPLE_SIZE, THRESHOLDS, sample_labelled, verify_zip
+    from tools.target_env import CURRENT
 
     profile = load_profile(result["profile_source"])
-    images, where = sample_images(profile, result["data_path"])
+    images, labels, where = sample_labelled(profile, result["data_path"], COMPILED_SAMPLE_SIZE if twin else 64)
     say = lambda message: click.echo(message, err=True)  # noqa: E731
+    check = dict(log=say, reference_zip=twin, labels=labels if twin else None, thresholds=THRESHOLDS[member_format])
     try:
-        report = verify_zip(result["path"], profile, images, log=say)
+        report = verify_zip(result["path"], profile, images, **check)
     except CodapackError as exc:  # the target environment could not be built here
         click.echo(f"not verified in the target environment: {exc}", err=True)
-        return {"verified": False, "problem": str(exc), "not_run": True}
+        if twin is None:
+            return {"verified": False, "problem": str(exc), "not_run": True}
+        # Compiled members are still held to their thresholds against the Keras twin, here.
+        report = dict(verify_zip(result["path"], profile, images, env=CURRENT, **check), unverified=str(exc),
+                      not_run=True)
     report["images"] = where
-    if report["verified"]:
-        difference = report["max_probability_difference"]
-        click.echo(f"verified in the target environment ({' '.join(profile.platform_packages)}) on {where}: "
-                   f"same labels" + (f", probabilities within {difference:.1e}" if difference is not None else ""))
+    if report["problem"] is None:
+        click.echo(_agreement(report, profile, where))
         return report
-    os.replace(result["path"], result["path"] + ".rejected")
+    if reject:
+        os.replace(result["path"], result["path"] + ".rejected")
     return dict(report, rejected=True)
+
+
+def _agreement(report, profile, where):
+    difference = report["max_probability_difference"]
+    within = f", probabilities within {difference:.1e}" if difference is not None else ""
+    if report["label_agreement"] == 1.0:
+        labels = "same labels"
+    else:
+        labels = f"{report['label_agreement']:.2%} equal labels"
+    if report["accuracy"] is not None:
+        within += f", accuracy {report['accuracy']:.4f} (keras twin {report['reference_accuracy']:.4f})"
+    where_run = (f"verified in the target environment ({' '.join(profile.platform_packages)})" if report["verified"]
+                 else "checked in this environment only")
+    return f"{where_run} on {where}: {labels}{within}"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ head on them gives the same updates for a fraction of the compute.
 
 import keras
 
-from trainer.phases import backbone_of
+from trainer.phases import CACHED_HEAD, backbone_of
 
 POOL = "head_pool"
 
@@ -36,4 +36,4 @@ def split_at_head(network):
     # The head is a chain (dense, batch norm, activation, dropout ... probabilities).
     for layer in network.layers[names.index(POOL) + 1:]:
         x = layer(x)
-    return features, keras.Model(inputs, x, name="head")
+    return features, keras.Model(inputs, x, name=CACHED_HEAD)

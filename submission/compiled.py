@@ -1,0 +1,62 @@
+"""Compiled members: a network converted to TensorFlow Lite at package time, run by its interpreter.
+
+Ships in every zip next to `model.py` (numpy and tensorflow only). The
+interpreter comes from `ai_edge_litert` where that package is installed, else
+from `tf.lite`, which every TensorFlow the platform may pin has (2.17 has no
+`ai_edge_litert`; TensorFlow 2.20 and later warn on each `tf.lite.Interpreter`
+that it moved there, a warning this module silences because the fallback is
+deliberate).
+"""
+
+import importlib
+import os
+import warnings
+
+import numpy as np
+
+# The manifest's member formats this module runs; "keras" members are rebuilt from networks.py.
+FORMATS = ("tflite", "tflite-fp16")
+_MOVED_WARNING = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
+
+
+def _interpreter_class():
+    try:
+        # Optional, hence imported by name: present in new environments, absent on the platform.
+        return importlib.import_module("ai_edge_litert.interpreter").Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter
+
+
+class CompiledMember:
+    """One network of the ensemble as a `.tflite` file, predicting numpy batches.
+
+    Args:
+        entry: the member's manifest entry (`name`, `weight`, `model`: the `.tflite` path).
+        folder: the folder `entry["model"]` is relative to.
+    """
+
+    def __init__(self, entry, folder):
+        self.name = entry["name"]
+        self.weight = float(entry.get("weight", 1.0))
+        self.format = entry["format"]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_MOVED_WARNING)
+            # The interpreter's own thread count (one): TensorFlow 2.17's threads spin while they wait,
+            # and with more threads than free cores (2 threads on 2 busy cores) it ran 9x slower
+            # (56 against 507 images/s for MobileNetV2), where one thread still beats Keras on two.
+            self.interpreter = _interpreter_class()(model_path=os.path.join(folder, entry["model"]))
+        self._input = self.interpreter.get_input_details()[0]["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        self._batch = None
+
+    def predict_batch(self, images):
+        """Probabilities (n, classes) of a float32 batch (n, H, W, C), as numpy."""
+        if len(images) != self._batch:  # tensors are sized per batch; the usual case reuses them
+            self.interpreter.resize_tensor_input(self._input, list(images.shape))
+            self.interpreter.allocate_tensors()
+            self._batch = len(images)
+        self.interpreter.set_tensor(self._input, np.ascontiguousarray(images, dtype=np.float32))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output).copy()
