@@ -34,7 +34,7 @@ from codapack.inspection.outliers import Group, label_association
 
 DEFAULT_THRESHOLD = 6.0
 GROUP_MARGIN = 1.5
-MAX_VALLEY = 1.0  # images just below the threshold per member; a separated mode leaves a near-empty valley
+MAX_VALLEY = 0.3  # images just below the threshold per member; a separated mode leaves a near-empty valley
 COMPONENTS = 64
 FIT_SAMPLE = 5000
 
