@@ -28,8 +28,11 @@ LARGE_SETTING = Setting("three-sources", ("photo", "texture", "sticker"), 0.08, 
 
 
 def current_method(images, labels):
-    """`codapack inspect`'s background groups now: sparse components of the class residuals."""
-    return [g.indices for g in overlays.overlay_groups(images, labels, CLASSES) if g.kind == "background"]
+    """`codapack inspect`'s groups now: mutual k-NN backgrounds, then laid-over pictures in the rest."""
+    former = outliers.background_groups(outliers.embed(layout_features(images, 12)), labels, CLASSES)
+    taken = np.concatenate([g.indices for g in former]) if former else np.zeros(0, dtype=int)
+    found = overlays.overlay_groups(images, labels, CLASSES, exclude=taken)
+    return [g.indices for g in former] + [g.indices for g in found if g.kind == "overlay"]
 
 
 def former_method(images, labels):

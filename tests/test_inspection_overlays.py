@@ -60,7 +60,7 @@ def test_contamination_found_with_precision_and_recall(cells, setting):
     images, labels, source = contaminate(*cells, CLASSES, setting)
     labels = labels.ravel()
     groups = overlay_groups(images, labels, CLASSES, min_size=10)
-    precision, recall = _precision_recall(_flagged(groups, "background", len(labels)), source >= 0)
+    precision, recall = _precision_recall(_flagged(groups, "overlay", len(labels)), source >= 0)
     print(f"\n{setting.name}: {len(groups)} groups {[len(g.indices) for g in groups]}, "
           f"precision {precision:.3f}, recall {recall:.3f}")
     assert precision >= 0.98 and recall >= 0.98

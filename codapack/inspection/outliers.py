@@ -1,8 +1,7 @@
-"""Groups of suspicious images: isolated images, exemplar matches, and the former background search.
+"""Groups of suspicious images: strong recurring backgrounds, isolated images, exemplar matches.
 
-`inspect` finds recurring backgrounds with `overlays.find_overlays`;
-`background_groups` below is the earlier method, kept as the baseline the
-benchmark compares against. Recurring background (mutual k-NN). Images blended with one picture share an
+`inspect` runs `background_groups` first (strong blends), then
+`overlays.overlay_groups` on the rest (fainter pictures, pastes). Recurring background (mutual k-NN). Images blended with one picture share an
 additive component, so in the feature embedding they are each other's nearest
 neighbours and form a tight component of the mutual k-nearest-neighbour graph,
 apart from the clean data. A component is reported when it is not the main
@@ -119,14 +118,29 @@ def background_groups(embedding, labels, num_classes, *, neighbors=10, min_size=
     groups = []
     for j, c in enumerate(candidates, start=1):
         members = np.flatnonzero(assigned == j)
+        scores = _separation(embedding, members)
         groups.append(Group(
             name="", kind="background", indices=members,
             why=f"tight cluster apart from the data ({sizes[c]} images in one mutual {k}-NN component, "
-                f"{len(members)} after assigning every image), labels unrelated to content"))
+                f"{len(members)} after assigning every image), labels unrelated to content",
+            scores=scores, score=float(np.median(scores)), threshold=None))
     groups.sort(key=lambda g: -len(g.indices))
     for j, group in enumerate(groups, start=1):
         group.name = f"background-{j}"
     return groups
+
+
+def _separation(embedding, members):
+    """Robust z-scores of the members along the line from the rest's mean to the group's mean.
+
+    The discriminant, not a cut on this score, admitted them, so such groups carry no threshold.
+    """
+    rest = np.setdiff1d(np.arange(len(embedding)), members)
+    direction = embedding[members].mean(axis=0) - embedding[rest].mean(axis=0)
+    projection = embedding @ direction
+    median = np.median(projection[rest])
+    spread = 1.4826 * np.median(np.abs(projection[rest] - median))
+    return (projection[members] - median) / max(spread, 1e-12)
 
 
 def _assign(embedding, component, candidates, others):

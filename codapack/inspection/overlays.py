@@ -55,7 +55,7 @@ class Overlay:
 
 
 def overlay_groups(images, labels, num_classes, *, threshold=DEFAULT_THRESHOLD, min_size=20,
-                   max_association=0.5, seed=0):
+                   max_association=0.5, exclude=(), seed=0):
     """Recurring laid-over pictures as named groups, for the report.
 
     Args:
@@ -65,18 +65,22 @@ def overlay_groups(images, labels, num_classes, *, threshold=DEFAULT_THRESHOLD, 
         threshold: see `find_overlays`.
         min_size: fewest members of a group.
         max_association: a group whose labels are more one-class than this is
-            reported as kind "class-tied" (a warning), not "background".
+            reported as kind "class-tied" (a warning), not "overlay".
+        exclude: indices already in a group, left out of the search.
         seed: see `find_overlays`.
 
     Returns:
-        A list of `Group`: "background-N" (largest first), then "class-tied-N".
+        A list of `Group`: "overlay-N" (largest first), then "class-tied-N".
     """
-    found = find_overlays(class_residuals(images, labels, num_classes), threshold=threshold,
+    rows = np.setdiff1d(np.arange(len(labels)), np.asarray(exclude, dtype=int))
+    found = find_overlays(class_residuals(images[rows], labels[rows], num_classes), threshold=threshold,
                           min_size=min_size, seed=seed)
-    groups = {"background": [], "class-tied": []}
+    for overlay in found:
+        overlay.indices = rows[overlay.indices]
+    groups = {"overlay": [], "class-tied": []}
     for overlay in found:
         association = label_association(labels[overlay.indices], num_classes, labels)
-        kind = "background" if association <= max_association else "class-tied"
+        kind = "overlay" if association <= max_association else "class-tied"
         top_class = int(np.bincount(labels[overlay.indices]).argmax())
         why = (f"a picture laid over {len(overlay.indices)} images: robust z-score >= {threshold:g} along one "
                f"independent component of the class residuals, median {overlay.score:.1f} "
@@ -89,7 +93,7 @@ def overlay_groups(images, labels, num_classes, *, threshold=DEFAULT_THRESHOLD, 
     for kind, members in groups.items():
         for number, group in enumerate(members, start=1):
             group.name = f"{kind}-{number}"
-    return groups["background"] + groups["class-tied"]
+    return groups["overlay"] + groups["class-tied"]
 
 
 def find_overlays(residuals, *, threshold=DEFAULT_THRESHOLD, min_size=20, components=COMPONENTS, seed=0):

@@ -70,9 +70,15 @@ def inspect_dataset(dataset, profile, out_dir, options=InspectOptions()):
     images, labels, names = dataset.images, dataset.labels, list(profile.classes)
     features = extract_features(images, options.extractor, weights=options.weights, grid=options.grid)
     embedding = outliers.embed(features.values)
-    groups = overlays.overlay_groups(images, labels, profile.num_classes, threshold=options.overlay_threshold,
-                                     min_size=options.min_group_size,
-                                     max_association=options.max_label_association)
+    groups = outliers.background_groups(
+        embedding, labels, profile.num_classes, neighbors=options.neighbors,
+        min_size=options.min_group_size, max_association=options.max_label_association)
+    # Strong blends form their own components; the search for laid-over pictures
+    # then looks at the rest, where fainter sources and pastes hide.
+    taken = np.concatenate([g.indices for g in groups]) if groups else np.array([], dtype=int)
+    groups += overlays.overlay_groups(images, labels, profile.num_classes, threshold=options.overlay_threshold,
+                                      min_size=options.min_group_size, exclude=taken,
+                                      max_association=options.max_label_association)
     flagged = np.concatenate([g.indices for g in groups]) if groups else np.array([], dtype=int)
     isolated = outliers.isolated_images(embedding, exclude=flagged, neighbors=options.neighbors,
                                         threshold=options.isolated_threshold)
@@ -108,7 +114,8 @@ def inspect_dataset(dataset, profile, out_dir, options=InspectOptions()):
 def _group_record(group, images, labels, names, out_dir):
     png = os.path.join("galleries", f"{group.name}.png")
     label_counts = np.bincount(labels[group.indices], minlength=len(names))
-    scored = "" if group.score is None else f", score {group.score:.1f} (threshold {group.threshold:g})"
+    scored = "" if group.score is None else f", score {group.score:.1f}"
+    scored += "" if group.threshold is None else f" (threshold {group.threshold:g})"
     title = (f"{group.name}: {len(group.indices)} images{scored}, labels "
              f"{', '.join(f'{names[k]} {c}' for k, c in enumerate(label_counts) if c)}")
     gallery.save_group_gallery(os.path.join(out_dir, png), images, group.indices, labels, names, title)
