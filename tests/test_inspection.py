@@ -169,3 +169,18 @@ def test_label_association_spans_zero_to_one():
 def test_unknown_extractor_is_one_clear_error():
     with pytest.raises(CodapackError, match="`extractor` should be one of"):
         extract_features(np.zeros((2, 24, 24, 3), np.uint8), "vgg16")
+
+
+def test_groups_carry_scores_and_clean_drops_by_score(report, planted, tiny_profile, tmp_path):
+    report, out = report
+    background = _groups(report, "background")[0]
+    assert len(background["scores"]) == background["size"]
+    for group in report["groups"]:
+        if group["threshold"] is not None:  # admitted by a cut on the score
+            assert min(group["scores"]) >= group["threshold"]
+    assert background["score"] == pytest.approx(np.median(background["scores"]), abs=1e-3)
+    cut = float(np.median(background["scores"]))
+    expected = sorted(i for i, s in zip(background["indices"], background["scores"]) if s >= cut)
+    record = clean_dataset(planted["path"], str(out), str(tmp_path / "c.npz"), tiny_profile,
+                           drop=(background["name"],), min_score=cut)
+    assert record["removed_indices"] == expected and 0 < len(expected) < background["size"]

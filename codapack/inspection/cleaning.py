@@ -18,7 +18,7 @@ from codapack.inspection.report import REPORT_NAME
 DUPLICATE_MODES = ("keep", "dedupe", "drop")
 
 
-def clean_dataset(data_path, report_dir, out_path, profile, *, drop=(), duplicates="keep"):
+def clean_dataset(data_path, report_dir, out_path, profile, *, drop=(), duplicates="keep", min_score=None):
     """Write `out_path` holding the images of `data_path` minus the chosen groups.
 
     Args:
@@ -29,6 +29,8 @@ def clean_dataset(data_path, report_dir, out_path, profile, *, drop=(), duplicat
         drop: group names ("background-1") or kinds ("background") to remove.
         duplicates: "keep", "dedupe" (keep the first of each set of exact
             duplicates) or "drop" (remove every copy).
+        min_score: when set, only members of the dropped groups whose score
+            reaches it are removed (members of groups without scores all are).
 
     Returns:
         The record written to OUT.removed.json.
@@ -54,7 +56,7 @@ def clean_dataset(data_path, report_dir, out_path, profile, *, drop=(), duplicat
             raise fail_for(report_dir, f"no group named or of kind {wanted!r} in {REPORT_NAME}; "
                                        f"it has: {', '.join(known) or 'no groups'}")
         for group in matches:
-            removed[group["name"]] = group["indices"]
+            removed[group["name"]] = _members_to_drop(group, min_score)
     if duplicates != "keep":
         removed[f"exact-duplicates-{duplicates}"] = duplicate_indices(exact_duplicate_sets(dataset.images), duplicates)
     gone = np.zeros(len(dataset), dtype=bool)
@@ -62,11 +64,18 @@ def clean_dataset(data_path, report_dir, out_path, profile, *, drop=(), duplicat
         gone[np.asarray(indices, dtype=int)] = True
     _write_subset(data_path, out_path, np.flatnonzero(~gone))
     record = {"source": os.fspath(data_path), "source_sha256": dataset.sha256, "output": os.fspath(out_path),
-              "report": os.path.join(report_dir, REPORT_NAME), "kept": int((~gone).sum()),
+              "report": os.path.join(report_dir, REPORT_NAME), "min_score": min_score, "kept": int((~gone).sum()),
               "removed_count": int(gone.sum()), "removed_indices": np.flatnonzero(gone).tolist(),
               "removed_by_reason": removed}
     write_json(removed_list_path(out_path), record)
     return record
+
+
+def _members_to_drop(group, min_score):
+    scores = group.get("scores")
+    if min_score is None or scores is None:
+        return group["indices"]
+    return [index for index, score in zip(group["indices"], scores) if score >= min_score]
 
 
 def removed_list_path(out_path):

@@ -26,14 +26,16 @@ def _index_list(ctx, param, value):
               help="Exemplar mode: comma-separated indices; adds group `exemplar` of everything similar.")
 @click.option("--similarity", "exemplar_threshold", default=0.8, help="Cosine similarity for exemplar mode.")
 @click.option("--min-group-size", default=20, help="Smallest recurring-background group.")
+@click.option("--threshold", "overlay_threshold", default=6.0, show_default=True,
+              help="Robust z-score of a member of a recurring background; lower it (e.g. 4) to admit a faint group.")
 @click.option("--max-label-association", default=0.5,
-              help="A tight cluster whose labels are more one-class than this is a class, not contamination.")
+              help="A group whose labels are more one-class than this is reported as class-tied (a warning).")
 @click.option("--isolated-threshold", default=8.0, help="Robust z-score of the neighbour distance of isolated images.")
 @click.option("--near-difference", default=4.0, help="Mean pixel difference (0..255) of near duplicates.")
 @profile_option
 @json_option
 def inspect(data_path, out_dir, extractor, weights, exemplars, exemplar_threshold, min_group_size,
-            max_label_association, isolated_threshold, near_difference, profile_name, as_json):
+            overlay_threshold, max_label_association, isolated_threshold, near_difference, profile_name, as_json):
     """Report class counts, duplicates and groups of outliers in DATA, with a gallery per group.
 
     Writes OUT/report.json (every group's kind, size, indices and labels; duplicate pairs),
@@ -49,7 +51,7 @@ def inspect(data_path, out_dir, extractor, weights, exemplars, exemplar_threshol
                                  param_hint="--exemplars")
     options = InspectOptions(extractor=extractor, weights=weights, exemplars=exemplars,
                              exemplar_threshold=exemplar_threshold, min_group_size=min_group_size,
-                             max_label_association=max_label_association,
+                             max_label_association=max_label_association, overlay_threshold=overlay_threshold,
                              isolated_threshold=isolated_threshold, near_difference=near_difference)
     report = inspect_dataset(dataset, profile, out_dir, options)
     click.echo(format_summary(report))
@@ -64,10 +66,12 @@ def inspect(data_path, out_dir, extractor, weights, exemplars, exemplar_threshol
 @click.option("--drop", default="", help="Comma-separated group names (background-1) or kinds (background).")
 @click.option("--duplicates", default="keep", type=click.Choice(DUPLICATE_MODES),
               help="Exact duplicates: keep them, dedupe (keep the first copy) or drop every copy.")
+@click.option("--min-score", type=float, default=None,
+              help="Drop only the members of the chosen groups whose score reaches this (see report.json `scores`).")
 @click.option("--out", "out_path", required=True, type=click.Path(), help="The cleaned .npz to write.")
 @profile_option
 @json_option
-def clean(data_path, report_dir, drop, duplicates, out_path, profile_name, as_json):
+def clean(data_path, report_dir, drop, duplicates, min_score, out_path, profile_name, as_json):
     """Write a copy of DATA without the chosen groups; DATA itself is never modified.
 
     The removed indices, by reason, go to OUT.removed.json beside OUT.
@@ -76,7 +80,7 @@ def clean(data_path, report_dir, drop, duplicates, out_path, profile_name, as_js
 
     groups = tuple(name.strip() for name in drop.split(",") if name.strip())
     record = clean_dataset(data_path, report_dir, out_path, load_profile(profile_name),
-                           drop=groups, duplicates=duplicates)
+                           drop=groups, duplicates=duplicates, min_score=min_score)
     reasons = ", ".join(f"{name} {len(ids)}" for name, ids in record["removed_by_reason"].items()) or "nothing"
     click.echo(f"{out_path}: kept {record['kept']} images, removed {record['removed_count']} ({reasons}); "
                f"removed indices in {removed_list_path(out_path)}")

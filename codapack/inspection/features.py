@@ -6,7 +6,9 @@ so blends of one background land close together while clean images vary; it
 needs no pretrained weights. `mobilenet_v2` pools the last feature map of
 Keras' MobileNetV2 loaded from a weights file (no download), the kind of
 pretrained features teams used by hand. `auto` picks `mobilenet_v2` when a
-weights file is given and `pixels` otherwise.
+weights file is given and `pixels` otherwise. `class_residuals` (a finer
+layout minus each class's median, in robust units per pixel) feeds the search
+for laid-over pictures in `overlays.py`, whatever the extractor.
 """
 
 import dataclasses
@@ -19,6 +21,8 @@ from codapack.errors import CodapackError, fail_for
 
 EXTRACTORS = ("auto", "pixels", "mobilenet_v2")
 DEFAULT_GRID = 12
+RESIDUAL_GRID = 24
+SPREAD_FLOOR = 1e-3  # in 0..1 units: a pixel no image moves still gives finite scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +100,34 @@ def layout_features(images, grid=DEFAULT_GRID):
     sums = np.add.reduceat(np.add.reduceat(images, rows, axis=1), cols, axis=2)
     counts = np.diff(np.append(rows, height))[:, None] * np.diff(np.append(cols, width))[None, :]
     return (sums / counts[None, :, :, None] / 255.0).reshape(n, -1).astype(np.float32)
+
+
+def class_residuals(images, labels, num_classes, grid=RESIDUAL_GRID):
+    """Each image's colour layout minus its class's median layout, per pixel in robust units.
+
+    The class median takes away what tells classes apart; dividing each
+    pixel by its robust spread (scaled MAD over the data) lets a pattern in a
+    usually quiet place (the pale background around a cell) count as much as
+    one where cells always vary. Contaminated images carry random labels or
+    are a minority of their class, so the medians stay those of clean images.
+
+    Args:
+        images: array (n, H, W, 3), 0..255.
+        labels: int array (n,).
+        num_classes: K.
+        grid: cells per side of the layout (capped at the image size).
+
+    Returns:
+        float32 array (n, grid * grid * 3).
+    """
+    layout = layout_features(images, grid)
+    residuals = np.empty_like(layout)
+    for k in range(num_classes):
+        members = labels == k
+        if members.any():
+            residuals[members] = layout[members] - np.median(layout[members], axis=0)
+    spread = 1.4826 * np.median(np.abs(residuals), axis=0)
+    return residuals / (spread + SPREAD_FLOOR)
 
 
 def centred_unit(features):

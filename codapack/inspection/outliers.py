@@ -1,6 +1,7 @@
-"""Groups of suspicious images: recurring backgrounds, isolated images, exemplar matches.
+"""Groups of suspicious images: strong recurring backgrounds, isolated images, exemplar matches.
 
-Recurring background (automatic). Images blended with one picture share an
+`inspect` runs `background_groups` first (strong blends), then
+`overlays.overlay_groups` on the rest (fainter pictures, pastes). Recurring background (mutual k-NN). Images blended with one picture share an
 additive component, so in the feature embedding they are each other's nearest
 neighbours and form a tight component of the mutual k-nearest-neighbour graph,
 apart from the clean data. A component is reported when it is not the main
@@ -39,12 +40,18 @@ class Group:
         kind: "background", "isolated" or "exemplar".
         indices: sorted int array of the members.
         why: one line saying how the group was found.
+        scores: each member's score (robust z-score or similarity), or None.
+        score: the group's score (median of `scores`), or None.
+        threshold: the score that admitted members, or None.
     """
 
     name: str
     kind: str
     indices: np.ndarray
     why: str
+    scores: np.ndarray = None
+    score: float = None
+    threshold: float = None
 
 
 def embed(features, n_components=20, seed=0):
@@ -111,14 +118,29 @@ def background_groups(embedding, labels, num_classes, *, neighbors=10, min_size=
     groups = []
     for j, c in enumerate(candidates, start=1):
         members = np.flatnonzero(assigned == j)
+        scores = _separation(embedding, members)
         groups.append(Group(
             name="", kind="background", indices=members,
             why=f"tight cluster apart from the data ({sizes[c]} images in one mutual {k}-NN component, "
-                f"{len(members)} after assigning every image), labels unrelated to content"))
+                f"{len(members)} after assigning every image), labels unrelated to content",
+            scores=scores, score=float(np.median(scores)), threshold=None))
     groups.sort(key=lambda g: -len(g.indices))
     for j, group in enumerate(groups, start=1):
         group.name = f"background-{j}"
     return groups
+
+
+def _separation(embedding, members):
+    """Robust z-scores of the members along the line from the rest's mean to the group's mean.
+
+    The discriminant, not a cut on this score, admitted them, so such groups carry no threshold.
+    """
+    rest = np.setdiff1d(np.arange(len(embedding)), members)
+    direction = embedding[members].mean(axis=0) - embedding[rest].mean(axis=0)
+    projection = embedding @ direction
+    median = np.median(projection[rest])
+    spread = 1.4826 * np.median(np.abs(projection[rest] - median))
+    return (projection[members] - median) / max(spread, 1e-12)
 
 
 def _assign(embedding, component, candidates, others):
@@ -152,12 +174,13 @@ def isolated_images(embedding, *, exclude=(), neighbors=10, threshold=8.0):
     median = np.median(distance)
     spread = 1.4826 * np.median(np.abs(distance - median))
     score = (distance - median) / max(spread, 1e-12)
-    members = keep[score > threshold]
-    if not len(members):
+    chosen = score > threshold  # keep is sorted, so the members are too
+    if not chosen.any():
         return None
-    return Group(name="isolated", kind="isolated", indices=np.sort(members),
+    return Group(name="isolated", kind="isolated", indices=keep[chosen],
                  why=f"distance to the {k}th nearest image more than {threshold:g} robust "
-                     "standard deviations above the median: far from every class")
+                     "standard deviations above the median: far from every class",
+                 scores=score[chosen], score=float(np.median(score[chosen])), threshold=threshold)
 
 
 def exemplar_group(features, exemplars, *, threshold=0.8):
@@ -175,4 +198,5 @@ def exemplar_group(features, exemplars, *, threshold=0.8):
     similarity = (centred @ centred[list(exemplars)].T).max(axis=1)
     members = np.union1d(np.flatnonzero(similarity >= threshold), exemplars)
     return Group(name="exemplar", kind="exemplar", indices=members,
-                 why=f"cosine similarity >= {threshold:g} with one of the exemplars {list(exemplars)}")
+                 why=f"cosine similarity >= {threshold:g} with one of the exemplars {list(exemplars)}",
+                 scores=similarity[members], score=float(np.median(similarity[members])), threshold=threshold)

@@ -3,7 +3,8 @@
 report.json holds, for scripts and for `codapack clean`:
     data, sha256, n, profile, features (extractor used), settings, seconds,
     class_counts {name: count}, class_counts_png,
-    groups [{name, kind, size, indices, labels {name: count}, label_association, why, gallery}],
+    groups [{name, kind, size, indices, labels {name: count}, label_association, why, gallery,
+             score, threshold, scores (one per index)}],
     exact_duplicates {sets, pairs [{a, b, label_a, label_b, same_label}], gallery},
     near_duplicates {max_difference, pairs [... with difference], gallery}.
 """
@@ -15,7 +16,7 @@ import time
 import numpy as np
 
 from codapack.files import write_json
-from codapack.inspection import duplicates, gallery, outliers
+from codapack.inspection import duplicates, gallery, outliers, overlays
 from codapack.inspection.features import DEFAULT_GRID, extract_features
 
 REPORT_NAME = "report.json"
@@ -31,7 +32,9 @@ class InspectOptions:
         grid: cells per side of the `pixels` features.
         neighbors: k of the nearest-neighbour graphs.
         min_group_size: smallest recurring-background group.
-        max_label_association: above it a tight component is a class, not contamination.
+        max_label_association: above it a group is reported as class-tied, not background.
+        overlay_threshold: robust z-score of a member of a recurring background;
+            lower it to admit fainter groups (see `overlays.find_overlays`).
         isolated_threshold: robust z-score of an isolated image.
         near_difference: largest mean pixel difference (0..255) of near duplicates.
         exemplars: indices for exemplar mode (empty: off).
@@ -44,6 +47,7 @@ class InspectOptions:
     neighbors: int = 10
     min_group_size: int = 20
     max_label_association: float = 0.5
+    overlay_threshold: float = overlays.DEFAULT_THRESHOLD
     isolated_threshold: float = 8.0
     near_difference: float = duplicates.DEFAULT_NEAR_DIFFERENCE
     exemplars: tuple = ()
@@ -69,6 +73,12 @@ def inspect_dataset(dataset, profile, out_dir, options=InspectOptions()):
     groups = outliers.background_groups(
         embedding, labels, profile.num_classes, neighbors=options.neighbors,
         min_size=options.min_group_size, max_association=options.max_label_association)
+    # Strong blends form their own components; the search for laid-over pictures
+    # then looks at the rest, where fainter sources and pastes hide.
+    taken = np.concatenate([g.indices for g in groups]) if groups else np.array([], dtype=int)
+    groups += overlays.overlay_groups(images, labels, profile.num_classes, threshold=options.overlay_threshold,
+                                      min_size=options.min_group_size, exclude=taken,
+                                      max_association=options.max_label_association)
     flagged = np.concatenate([g.indices for g in groups]) if groups else np.array([], dtype=int)
     isolated = outliers.isolated_images(embedding, exclude=flagged, neighbors=options.neighbors,
                                         threshold=options.isolated_threshold)
@@ -104,13 +114,19 @@ def inspect_dataset(dataset, profile, out_dir, options=InspectOptions()):
 def _group_record(group, images, labels, names, out_dir):
     png = os.path.join("galleries", f"{group.name}.png")
     label_counts = np.bincount(labels[group.indices], minlength=len(names))
-    title = (f"{group.name}: {len(group.indices)} images, labels "
+    scored = "" if group.score is None else f", score {group.score:.1f}"
+    scored += "" if group.threshold is None else f" (threshold {group.threshold:g})"
+    title = (f"{group.name}: {len(group.indices)} images{scored}, labels "
              f"{', '.join(f'{names[k]} {c}' for k, c in enumerate(label_counts) if c)}")
     gallery.save_group_gallery(os.path.join(out_dir, png), images, group.indices, labels, names, title)
     return {"name": group.name, "kind": group.kind, "size": int(len(group.indices)),
             "indices": group.indices.tolist(),
             "labels": {names[k]: int(c) for k, c in enumerate(label_counts) if c},
-            "label_association": round(outliers.label_association(labels[group.indices], len(names), labels), 3), "why": group.why, "gallery": png}
+            "label_association": round(outliers.label_association(labels[group.indices], len(names), labels), 3),
+            "why": group.why, "gallery": png,
+            "score": None if group.score is None else round(float(group.score), 3),
+            "threshold": group.threshold,
+            "scores": None if group.scores is None else np.round(group.scores, 3).tolist()}
 
 
 def _pairs_png(out_dir, name, pairs, images, names):
@@ -132,8 +148,12 @@ def format_summary(report):
     lines += [f"  {name:<{width}}  {count:>6}" for name, count in report["class_counts"].items()]
     lines.append(f"groups ({len(report['groups'])}):")
     for g in report["groups"]:
-        lines.append(f"  {g['name']:<14} {g['size']:>6} images  label association {g['label_association']:.2f}  "
-                     f"{g['gallery']}")
+        score = "" if g.get("score") is None else f"score {g['score']:.1f}  "
+        lines.append(f"  {g['name']:<14} {g['size']:>6} images  {score}label association "
+                     f"{g['label_association']:.2f}  {g['gallery']}")
+        if g["kind"] == "class-tied":
+            lines.append(f"  warning: {g['name']} is tied to one class; it may be that class's real look, check "
+                         "its gallery before dropping it")
     for key in ("exact_duplicates", "near_duplicates"):
         pairs = report[key]["pairs"]
         lines.append(f"{key.replace('_', ' ')}: {len(pairs)} pairs, "
