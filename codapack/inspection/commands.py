@@ -26,15 +26,19 @@ def _index_list(ctx, param, value):
               help="Exemplar mode: comma-separated indices; adds group `exemplar` of everything similar.")
 @click.option("--similarity", "exemplar_threshold", default=0.8, help="Cosine similarity for exemplar mode.")
 @click.option("--min-group-size", default=20, help="Smallest recurring-background group.")
+@click.option("--overlays", is_flag=True,
+              help="Experimental: also search for pictures laid over the images beyond the recurring backgrounds "
+                   "(groups overlay-N, class-tied-N). It can report false groups: check each gallery.")
 @click.option("--threshold", "overlay_threshold", default=6.0, show_default=True,
-              help="Robust z-score of a member of a recurring background; lower it (e.g. 4) to admit a faint group.")
+              help="With --overlays: robust z-score of a member of a laid-over picture; lower it (e.g. 4) to admit "
+                   "a faint group.")
 @click.option("--max-label-association", default=0.5,
               help="A group whose labels are more one-class than this is reported as class-tied (a warning).")
 @click.option("--isolated-threshold", default=8.0, help="Robust z-score of the neighbour distance of isolated images.")
 @click.option("--near-difference", default=4.0, help="Mean pixel difference (0..255) of near duplicates.")
 @profile_option
 @json_option
-def inspect(data_path, out_dir, extractor, weights, exemplars, exemplar_threshold, min_group_size,
+def inspect(data_path, out_dir, extractor, weights, exemplars, exemplar_threshold, min_group_size, overlays,
             overlay_threshold, max_label_association, isolated_threshold, near_difference, profile_name, as_json):
     """Report class counts, duplicates and groups of outliers in DATA, with a gallery per group.
 
@@ -51,7 +55,8 @@ def inspect(data_path, out_dir, extractor, weights, exemplars, exemplar_threshol
                                  param_hint="--exemplars")
     options = InspectOptions(extractor=extractor, weights=weights, exemplars=exemplars,
                              exemplar_threshold=exemplar_threshold, min_group_size=min_group_size,
-                             max_label_association=max_label_association, overlay_threshold=overlay_threshold,
+                             max_label_association=max_label_association, overlays=overlays,
+                             overlay_threshold=overlay_threshold,
                              isolated_threshold=isolated_threshold, near_difference=near_difference)
     report = inspect_dataset(dataset, profile, out_dir, options)
     click.echo(format_summary(report))

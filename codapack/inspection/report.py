@@ -33,8 +33,12 @@ class InspectOptions:
         neighbors: k of the nearest-neighbour graphs.
         min_group_size: smallest recurring-background group.
         max_label_association: above it a group is reported as class-tied, not background.
-        overlay_threshold: robust z-score of a member of a recurring background;
+        overlay_threshold: robust z-score of a member of a laid-over picture;
             lower it to admit fainter groups (see `overlays.find_overlays`).
+        overlays: also run the search for laid-over pictures (`overlay-N`, `class-tied-N`)
+            on what the recurring-background search left. Off by default: it still
+            reports a false group of about 300 clean cells with a shared stain cast on the
+            kit, and misses faint blends, small pastes and single stickers.
         isolated_threshold: robust z-score of an isolated image.
         near_difference: largest mean pixel difference (0..255) of near duplicates.
         exemplars: indices for exemplar mode (empty: off).
@@ -48,6 +52,7 @@ class InspectOptions:
     min_group_size: int = 20
     max_label_association: float = 0.5
     overlay_threshold: float = overlays.DEFAULT_THRESHOLD
+    overlays: bool = False
     isolated_threshold: float = 8.0
     near_difference: float = duplicates.DEFAULT_NEAR_DIFFERENCE
     exemplars: tuple = ()
@@ -75,10 +80,11 @@ def inspect_dataset(dataset, profile, out_dir, options=InspectOptions()):
         min_size=options.min_group_size, max_association=options.max_label_association)
     # Strong blends form their own components; the search for laid-over pictures
     # then looks at the rest, where fainter sources and pastes hide.
-    taken = np.concatenate([g.indices for g in groups]) if groups else np.array([], dtype=int)
-    groups += overlays.overlay_groups(images, labels, profile.num_classes, threshold=options.overlay_threshold,
-                                      min_size=options.min_group_size, exclude=taken,
-                                      max_association=options.max_label_association)
+    if options.overlays:
+        taken = np.concatenate([g.indices for g in groups]) if groups else np.array([], dtype=int)
+        groups += overlays.overlay_groups(images, labels, profile.num_classes, threshold=options.overlay_threshold,
+                                          min_size=options.min_group_size, exclude=taken,
+                                          max_association=options.max_label_association)
     flagged = np.concatenate([g.indices for g in groups]) if groups else np.array([], dtype=int)
     isolated = outliers.isolated_images(embedding, exclude=flagged, neighbors=options.neighbors,
                                         threshold=options.isolated_threshold)
