@@ -217,7 +217,8 @@ def main(runs, out_path, weights, batch_size, tta, member_format, verify, as_jso
         raise CodapackError(f"{out_path}: failed verification in the target environment: "
                             f"{result['verification']['problem']}. Moved to {out_path}.rejected; do not upload it")
     if result["verification"].get("not_run"):
-        raise CodapackError(f"{out_path}: written but not verified: {result['verification']['problem']}. Fix that "
+        why = result["verification"].get("unverified") or result["verification"]["problem"]
+        raise CodapackError(f"{out_path}: written but not verified: {why}. Fix that "
                             "and package again, or pass --no-verify to accept the zip unverified")
 
 
