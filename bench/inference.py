@@ -20,25 +20,13 @@ import zipfile
 import numpy as np
 
 from bench.common import Row
+from bench.template import template_zip
 from codapack.profile import load_profile
-from tools.course_template import COURSE_TEMPLATE_MODEL
 from tools.harness import HarnessOptions, run_submission
 from tools.package import package_runs
 from tools.platform_process import run_worker
-from trainer.run_dir import load_run_network
 
 VARIANT_IMAGES = 1024
-
-
-def template_zip(run, folder):
-    """The course template's zip for the same trained weights."""
-    keras_path = os.path.join(folder, "weights.keras")
-    load_run_network(run).save(keras_path)
-    path = os.path.join(folder, "template.zip")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("model.py", COURSE_TEMPLATE_MODEL)
-        archive.write(keras_path, "weights.keras")
-    return path, os.path.getsize(keras_path)
 
 
 def run_zip(zip_path, images, folder):

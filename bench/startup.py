@@ -121,7 +121,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     from bench.common import format_rows
-    from bench.inference import template_zip
+    from bench.template import template_zip
     from tools.package import package_runs
     from trainer.run_dir import read_run
 
