@@ -20,7 +20,7 @@ def one_step(recipe):
     phases = config.phases
     overrides = ["model.weights=none", "training.max_train_images=8", "training.run_eagerly=true"]
     if config.architecture == "baseline_cnn":  # 24 px test images: fewer halvings than 96 px ones
-        overrides.append("model.options.filters=[8, 16]")
+        overrides += ["model.options.filters=[8, 16]", "model.options.convs=[1, 2]"]
     for i in range(len(phases)):
         overrides += [f"phases.{i}.epochs=1", f"phases.{i}.batch_size=8"]
     return load_config(resolve_config_path(recipe), overrides)
