@@ -182,7 +182,7 @@ def test_ctrl_c_kills_every_process_and_removes_the_scratch(mode, tmp_path, tiny
     zip_path = make_zip(tmp_path / "s.zip", {"model.py": STUBBORN_MODEL.format(marker=marker)})
     harness = _start_harness(tmp_path, zip_path, tiny_data, tiny_profile, mode, marker)
     harness.send_signal(signal.SIGINT)
-    harness.wait(timeout=30)
+    harness.wait(timeout=120)  # a liveness bound, generous for a loaded 2-core machine
     assert _gone(marker)
     assert os.listdir(tmp_path / "tmp") == []
 
