@@ -21,6 +21,8 @@ def one_step(recipe):
     overrides = ["model.weights=none", "training.max_train_images=8", "training.run_eagerly=true"]
     if config.architecture == "baseline_cnn":  # 24 px test images: fewer halvings than 96 px ones
         overrides += ["model.options.filters=[8, 16]", "model.options.convs=[1, 2]"]
+    if "image_size" in config.options:  # the recipe's resolution is for the real images, not the smoke test's
+        overrides.append("model.options.image_size=32")
     for i in range(len(phases)):
         overrides += [f"phases.{i}.epochs=1", f"phases.{i}.batch_size=8"]
     return load_config(resolve_config_path(recipe), overrides)
