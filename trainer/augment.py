@@ -11,13 +11,13 @@ policies:
     medium  light + brightness, contrast, saturation, hue
     heavy   medium + RandAugment, Gaussian noise, random erasing, channel shuffle
     robust  every trainable corruption family (codapack/shift_families.py):
-            any-angle rotation, flips, shifts; blobs or erased rectangles
-            (a quarter of the images); brightness, contrast, saturation, stain
-            gain, grayscale; one of Gaussian/defocus/motion blur, one of
-            Gaussian/speckle/salt-and-pepper noise (a quarter each); JPEG or
-            pixelation (a fifth). Each image draws its own strengths, and most
-            images escape each corruption, so the network keeps seeing clean
-            ones. No hue rotation: stain colour tells the classes apart.
+            geometry, then two independent draws per image, each giving 40% of
+            the images one corruption (a colour change, Gaussian/defocus/motion
+            blur, Gaussian/speckle/salt-and-pepper noise, JPEG, pixelation,
+            blobs, erased rectangles or grayscale) at a strength drawn per
+            image: most images carry one or two corruptions or none, as a
+            corrupted test set does. No hue rotation: stain colour tells the
+            classes apart.
 
 or a custom list of the layer names in `LAYERS`. MixUp and CutMix work on whole
 batches and turn the one-hot labels into soft labels. `LAYER_FAMILIES` says
@@ -41,6 +41,23 @@ def _gaussian_blur(seed):
 
 def _erasing(seed):
     return keras.layers.RandomErasing(factor=1.0, scale=(0.02, 0.15), value_range=RANGE, seed=seed)
+
+
+def _any_colour(seed):
+    return keras.Sequential([keras.layers.RandomBrightness(0.3, value_range=RANGE, seed=seed),
+                             keras.layers.RandomContrast(0.4, value_range=RANGE, seed=seed + 1),
+                             keras.layers.RandomSaturation((0.25, 0.75), value_range=RANGE, seed=seed + 2),
+                             RandomChannelGain(gain=0.25, offset=25.0, seed=seed + 3)], name="any_colour")
+
+
+def _any_corruption(seed):
+    """One corruption family per image, for 40% of the images: what one hit of a shifted test set does."""
+    return RandomOneOf([_any_colour(seed + 10), _gaussian_blur(seed + 20), RandomDefocusBlur(3.0, seed=seed + 21),
+                        RandomMotionBlur(9.0, seed=seed + 22), RandomPixelNoise(20.0, seed=seed + 30),
+                        RandomSpeckleNoise(0.3, seed=seed + 31), RandomSaltPepper(0.03, seed=seed + 32),
+                        RandomJPEG(10, 90, seed=seed + 40), RandomPixelation(4, seed=seed + 41),
+                        RandomBlobs(3, 0.25, seed=seed + 50), _erasing(seed + 51),
+                        keras.layers.RandomGrayscale(factor=1.0, seed=seed + 60)], rate=0.4, seed=seed)
 
 
 LAYERS = {
@@ -71,36 +88,8 @@ LAYERS = {
     "channel_shuffle": lambda seed: ChannelShuffle(seed=seed),
     "randaugment": lambda seed: keras.layers.RandAugment(value_range=RANGE, num_ops=2, factor=0.3, seed=seed),
     "augmix": lambda seed: keras.layers.AugMix(value_range=RANGE, seed=seed),
-    # One corruption of a family per image, for a share of the images.
-    "any_blur": lambda seed: RandomOneOf([_gaussian_blur(seed + 101), RandomDefocusBlur(3.0, seed=seed + 102),
-                                          RandomMotionBlur(9.0, seed=seed + 103)], rate=0.25, seed=seed),
-    "any_noise": lambda seed: RandomOneOf([RandomPixelNoise(20.0, seed=seed + 101),
-                                           RandomSpeckleNoise(0.3, seed=seed + 102),
-                                           RandomSaltPepper(0.03, seed=seed + 103)], rate=0.25, seed=seed),
-    "any_compression": lambda seed: RandomOneOf([RandomJPEG(10, 90, seed=seed + 101),
-                                                 RandomPixelation(4, seed=seed + 102)], rate=0.2, seed=seed),
-    "any_occlusion": lambda seed: RandomOneOf([RandomBlobs(3, 0.25, seed=seed + 101), _erasing(seed + 102)],
-                                              rate=0.25, seed=seed),
+    "any_corruption": _any_corruption,
 }
-
-def _any_colour(seed):
-    return keras.Sequential([keras.layers.RandomBrightness(0.3, value_range=RANGE, seed=seed),
-                             keras.layers.RandomContrast(0.4, value_range=RANGE, seed=seed + 1),
-                             keras.layers.RandomSaturation((0.25, 0.75), value_range=RANGE, seed=seed + 2),
-                             RandomChannelGain(gain=0.25, offset=25.0, seed=seed + 3)], name="any_colour")
-
-
-def _any_corruption(seed):
-    """One corruption family per image, for 40% of the images: what one hit of a shifted test set does."""
-    return RandomOneOf([_any_colour(seed + 10), _gaussian_blur(seed + 20), RandomDefocusBlur(3.0, seed=seed + 21),
-                        RandomMotionBlur(9.0, seed=seed + 22), RandomPixelNoise(20.0, seed=seed + 30),
-                        RandomSpeckleNoise(0.3, seed=seed + 31), RandomSaltPepper(0.03, seed=seed + 32),
-                        RandomJPEG(10, 90, seed=seed + 40), RandomPixelation(4, seed=seed + 41),
-                        RandomBlobs(3, 0.25, seed=seed + 50), _erasing(seed + 51),
-                        keras.layers.RandomGrayscale(factor=1.0, seed=seed + 60)], rate=0.4, seed=seed)
-
-
-LAYERS["any_corruption"] = _any_corruption
 
 LAYER_FAMILIES = {
     "flip": ("geometry",), "rotation": ("geometry",), "rotation_any": ("geometry",), "translation": ("geometry",),
@@ -108,10 +97,10 @@ LAYER_FAMILIES = {
     "brightness": ("colour",), "contrast": ("colour",), "saturation": ("colour",), "hue": ("colour",),
     "color_degeneration": ("colour",), "grayscale": ("colour",), "channel_gain": ("colour",),
     "channel_shuffle": ("colour",),
-    "gaussian_noise": ("noise",), "speckle_noise": ("noise",), "salt_pepper": ("noise",), "any_noise": ("noise",),
-    "gaussian_blur": ("blur",), "defocus_blur": ("blur",), "motion_blur": ("blur",), "any_blur": ("blur",),
-    "jpeg": ("compression",), "pixelation": ("compression",), "any_compression": ("compression",),
-    "blobs": ("occlusion",), "erasing": ("occlusion",), "any_occlusion": ("occlusion",),
+    "gaussian_noise": ("noise",), "speckle_noise": ("noise",), "salt_pepper": ("noise",),
+    "gaussian_blur": ("blur",), "defocus_blur": ("blur",), "motion_blur": ("blur",),
+    "jpeg": ("compression",), "pixelation": ("compression",),
+    "blobs": ("occlusion",), "erasing": ("occlusion",),
     # RandAugment and AugMix draw from Keras' geometric and colour operations (and sharpness, posterize).
     "randaugment": ("geometry", "colour"), "augmix": ("geometry", "colour"),
     "any_corruption": ("colour", "blur", "noise", "compression", "occlusion"),

@@ -203,8 +203,11 @@ def augmentation_record(config):
         names += [name for name in layer_names(phase_augmentation(config, phase)) if name not in names]
     families = trained_families(names)
     return {"layers": names, "families": families, "held_out_families": held_out(families),
-            "per_phase": [phase_augmentation(config, phase).policy if not config.augmentation.layers
-                          or phase.augmentation else "layers" for phase in config.phases]}
+            "per_phase": [_policy_name(phase_augmentation(config, phase)) for phase in config.phases]}
+
+
+def _policy_name(augmentation):
+    return "layers" if augmentation.layers else augmentation.policy
 
 
 class Clock:
