@@ -154,4 +154,9 @@ def test_entry_converts_to_tflite_or_falls_back_to_keras(name, tmp_path):
     compiled = CompiledMember({"name": name, "format": "tflite", "model": os.path.basename(member.source)},
                               str(tmp_path))
     images = np.random.default_rng(0).uniform(0, 255, (3, 24, 24, 3)).astype(np.float32)
-    np.testing.assert_allclose(compiled.predict_batch(images), network(images, training=False).numpy(), atol=1e-4)
+    converted, reference = compiled.predict_batch(images), network(images, training=False).numpy()
+    # An untrained deep network (EfficientNetV2-L: about a thousand ops) saturates its softmax, and the
+    # converter's fused kernels reorder float sums: a near-saturated probability moved by 6e-4 in CI.
+    # A wrong conversion (lost preprocessing, swapped layout) moves them by tenths and changes the class.
+    np.testing.assert_array_equal(converted.argmax(axis=1), reference.argmax(axis=1))
+    np.testing.assert_allclose(converted, reference, atol=2e-3)
