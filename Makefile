@@ -1,7 +1,7 @@
 # Entry points: `make demo` (the whole pipeline offline on generated data), `make test` (the test
-# suite) and `make test-zoo` (every registry entry trains one step and packages: the suite covers
-# one per family, this the other 17, and converts every entry to TFLite or checks its fallback to
-# Keras; about 11 minutes plus about 13 for the conversions). All create or reuse .venv and install into it.
+# suite, which trains, packages and converts one registry entry per family) and `make test-zoo`
+# (every other registry entry trains one step, packages, and converts to TFLite or falls back to
+# Keras; about 25 minutes on 2 cores). All create or reuse .venv and install into it.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv

@@ -20,11 +20,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from codapack.synthetic import make_dataset  # noqa: E402
-from submission.networks import build_network  # noqa: E402
-from trainer import inputs  # noqa: E402
-from trainer.config import Augmentation, Phase  # noqa: E402
-from trainer.features import split_at_head  # noqa: E402
-from trainer.phases import compile_for, set_trainable, steps_per_epoch  # noqa: E402
+from codapack.submission.networks import build_network  # noqa: E402
+from codapack.trainer import inputs  # noqa: E402
+from codapack.trainer.config import Augmentation, Phase  # noqa: E402
+from codapack.trainer.features import split_at_head  # noqa: E402
+from codapack.trainer.phases import compile_for, set_trainable, steps_per_epoch  # noqa: E402
 
 
 # How cached features and augmentation combine; bench/run.py writes it under the table in results.md.

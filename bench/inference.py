@@ -22,9 +22,9 @@ import numpy as np
 from bench.common import Row
 from bench.template import template_zip
 from codapack.profile import load_profile
-from tools.harness import HarnessOptions, run_submission
-from tools.package import package_runs
-from tools.platform_process import run_worker
+from codapack.tools.harness import HarnessOptions, run_submission
+from codapack.tools.package import package_runs
+from codapack.tools.platform_process import run_worker
 
 VARIANT_IMAGES = 1024
 

@@ -19,8 +19,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import MAKE_KIT, Row  # noqa: E402
-from codapack.inspection import outliers, overlays  # noqa: E402
-from codapack.inspection.features import layout_features  # noqa: E402
+from codapack.data.inspection import outliers, overlays  # noqa: E402
+from codapack.data.inspection.features import layout_features  # noqa: E402
 from tests.contamination import Setting, contaminate  # noqa: E402
 
 CLASSES = 8

@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from codapack.splits import load_split  # noqa: E402
-from trainer import run_dir  # noqa: E402
+from codapack.trainer import run_dir  # noqa: E402
 
 
 def main(argv=None):

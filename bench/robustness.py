@@ -29,8 +29,8 @@ ROUNDS = 5
 def cleaned_kit(data, folder, profile):
     """`codapack inspect` then `codapack clean --drop background`: (cleaned file, images dropped)."""
     from codapack.dataset import load_dataset
-    from codapack.inspection.cleaning import clean_dataset
-    from codapack.inspection.report import inspect_dataset
+    from codapack.data.cleaning import clean_dataset
+    from codapack.data.inspection.report import inspect_dataset
 
     report_dir = os.path.join(folder, "inspection")
     inspect_dataset(load_dataset(data, profile), profile, report_dir)
@@ -40,9 +40,9 @@ def cleaned_kit(data, folder, profile):
 
 def package_and_score(record, data, profile, *, verify, tta="none"):
     """The README's package (verified in the platform's versions) and harness steps: the harness result."""
-    from tools.harness import run_harness
-    from tools.package import package_runs
-    from tools.verify import sample_images, verify_zip
+    from codapack.tools.harness import run_harness
+    from codapack.tools.package import package_runs
+    from codapack.tools.verify import sample_images, verify_zip
 
     zip_path = package_runs([record["dir"]], record["dir"] + ".zip", tta=tta)["path"]
     if verify:
@@ -55,9 +55,9 @@ def package_and_score(record, data, profile, *, verify, tta="none"):
 def shift_rows(record, data, profile, label, scored, rounds=ROUNDS, tta="none"):
     """Rows for one trained run: its zip's clean test accuracy, held-out and trained family accuracy."""
     from codapack.dataset import load_dataset
-    from evaluator.ensemble import load_ensemble
-    from evaluator.evaluation import split_indices
-    from evaluator.robustness import shifted_estimate, trained_families_of
+    from codapack.evaluator.ensemble import load_ensemble
+    from codapack.evaluator.evaluation import split_indices
+    from codapack.evaluator.robustness import shifted_estimate, trained_families_of
 
     dataset = load_dataset(data, profile)
     images, labels = dataset.subset(split_indices(record, dataset, "test"))
@@ -75,9 +75,9 @@ def shift_rows(record, data, profile, label, scored, rounds=ROUNDS, tta="none"):
 
 def recipe_rows(recipe, data, folder, profile, tta="d4"):
     """Clean, train `recipe`, package (with `tta`) and verify, score: `shift_rows` plus the minutes all that took."""
-    from trainer.config import load_config, resolve_config_path
-    from trainer.run_dir import read_run
-    from trainer.training import train_run
+    from codapack.trainer.config import load_config, resolve_config_path
+    from codapack.trainer.run_dir import read_run
+    from codapack.trainer.training import train_run
 
     path = resolve_config_path(recipe)
     overrides = [f"model.weights={MOBILENET_WEIGHTS}"] if load_config(path).weights == "imagenet" else []

@@ -49,11 +49,11 @@ def time_to_accuracy(data, folder, quick):
     small baseline CNN briefly on the raw file.
     """
     from codapack.profile import load_profile
-    from tools.harness import run_harness
-    from tools.package import package_runs
-    from trainer.config import load_config, resolve_config_path
-    from trainer.run_dir import read_run
-    from trainer.training import train_run
+    from codapack.tools.harness import run_harness
+    from codapack.tools.package import package_runs
+    from codapack.trainer.config import load_config, resolve_config_path
+    from codapack.trainer.run_dir import read_run
+    from codapack.trainer.training import train_run
 
     profile = load_profile()
     if quick:
@@ -84,8 +84,8 @@ def time_to_accuracy(data, folder, quick):
 def _cleaned(data, folder, profile):
     """`codapack inspect` then `codapack clean --drop background`: the cleaned file and how many went."""
     from codapack.dataset import load_dataset
-    from codapack.inspection.cleaning import clean_dataset
-    from codapack.inspection.report import inspect_dataset
+    from codapack.data.cleaning import clean_dataset
+    from codapack.data.inspection.report import inspect_dataset
 
     report_dir = os.path.join(folder, "inspection")
     inspect_dataset(load_dataset(data, profile), profile, report_dir)
@@ -105,7 +105,7 @@ def training_rows(data, quick):
     rows = throughput("baseline_cnn", images, labels, profile.num_classes,
                       options={"filters": [32, 64, 128, 256], "stem_stride": 2}, label="baseline CNN")
     if not quick:
-        from submission.networks import ARCHITECTURES
+        from codapack.submission.networks import ARCHITECTURES
 
         if "mobilenet_v2" in ARCHITECTURES:
             # No XLA row: compiling MobileNetV2 with XLA takes minutes on a CPU and brought nothing

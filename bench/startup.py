@@ -122,8 +122,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from bench.common import format_rows
     from bench.template import template_zip
-    from tools.package import package_runs
-    from trainer.run_dir import read_run
+    from codapack.tools.package import package_runs
+    from codapack.trainer.run_dir import read_run
 
     run = read_run(args.run)
     with tempfile.TemporaryDirectory(prefix="codapack-startup-zips-") as folder:

@@ -3,8 +3,8 @@
 import os
 import zipfile
 
-from tools.course_template import COURSE_TEMPLATE_MODEL
-from trainer.run_dir import load_run_network
+from codapack.tools.course_template import COURSE_TEMPLATE_MODEL
+from codapack.trainer.run_dir import load_run_network
 
 
 def template_zip(run, folder):

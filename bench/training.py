@@ -23,7 +23,7 @@ from bench.common import Row, timed  # noqa: E402
 
 
 def _network(architecture, shape, classes, options):
-    from submission.networks import build_network
+    from codapack.submission.networks import build_network
 
     return build_network(architecture, shape, classes, options)
 
@@ -39,8 +39,8 @@ def _compiled(architecture, shape, classes, options, jit):
 
 
 def _pipeline(images, labels, classes, batch_size):
-    from trainer.config import Augmentation
-    from trainer.inputs import train_pipeline
+    from codapack.trainer.config import Augmentation
+    from codapack.trainer.inputs import train_pipeline
 
     return train_pipeline(images, labels, classes, batch_size, Augmentation(), seed=0)
 

@@ -47,6 +47,14 @@ class Dataset:
         return self.images[indices], self.labels[indices]
 
 
+def as_dataset(data, profile):
+    """`data` itself when it is a `Dataset` already, else the `Dataset` loaded from the path `data`.
+
+    Stages take either, so a file is read once per process and handed on as a `Dataset`.
+    """
+    return data if isinstance(data, Dataset) else load_dataset(data, profile)
+
+
 def load_dataset(path, profile):
     """Load and validate a competition `.npz` with keys `images` and `labels`.
 

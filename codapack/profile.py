@@ -13,6 +13,9 @@ from codapack.errors import fail_for
 COMPETITIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "competitions")
 DEFAULT_PROFILE = "bloodcells"
 WORKDIR_CHOICES = ("submission", "elsewhere")
+MB = 1024 * 1024
+# How a zip's size fares on upload (`Profile.upload_size`).
+UPLOAD_FAILS, UPLOAD_RISKY, UPLOAD_SAFE = "fails", "risky", "safe"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +78,20 @@ class Profile:
     @property
     def num_classes(self):
         return len(self.classes)
+
+    @property
+    def safe_upload_bytes(self):
+        return self.safe_upload_mb * MB
+
+    def upload_size(self, size_bytes):
+        """How a zip of `size_bytes` fares on upload: (UPLOAD_FAILS, _RISKY or _SAFE, the sentence that says so)."""
+        mb = size_bytes / MB
+        if size_bytes >= self.failing_upload_mb * MB:
+            return UPLOAD_FAILS, f"{mb:.1f} MB; uploads of {self.failing_upload_mb:g} MB and more fail"
+        if size_bytes >= self.safe_upload_bytes:
+            return UPLOAD_RISKY, f"{mb:.1f} MB, above the {self.safe_upload_mb:g} MB known to upload safely"
+        return UPLOAD_SAFE, (f"{mb:.2f} MB, safe to upload (safe below {self.safe_upload_mb:g} MB, "
+                             f"uploads fail from {self.failing_upload_mb:g} MB)")
 
     def to_dict(self):
         """Return the profile as plain JSON-compatible values."""

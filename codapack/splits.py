@@ -22,8 +22,8 @@ import os
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from codapack.files import read_json, write_json
 from codapack.errors import CodapackError, fail_for
+from codapack.files import read_json, write_json
 
 SPLIT_NAMES = ("train", "val", "test")
 FINAL = "final"

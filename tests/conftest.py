@@ -6,6 +6,7 @@ Unit tests never read ../shared; they generate 24x24 images of 4 classes.
 import json
 import os
 import pathlib
+import subprocess
 import zipfile
 
 import numpy as np
@@ -56,6 +57,27 @@ learning_rate = 3e-3
 seed = {seed}
 early_stopping_patience = 0
 """
+
+
+def _repo_status():
+    """`git status` of the checkout (None outside one): what a test wrote into the repo shows here."""
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repo_left_as_found():
+    """No test writes into the repository: its `git status` is the same after the suite as before."""
+    before = _repo_status()
+    yield
+    after = _repo_status()
+    if before is not None and after is not None:
+        new = sorted(set(after.splitlines()) - set(before.splitlines()))
+        assert not new, f"the tests changed the repository: {new}"
 
 
 @pytest.fixture(autouse=True)
@@ -143,3 +165,18 @@ def pytest_report_header(config):
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def recomputed_val_accuracy(run_path, data_path, profile):
+    """A run's validation accuracy computed afresh: its saved network on its saved split's val images."""
+    import numpy as np
+
+    from codapack.dataset import load_dataset
+    from codapack.splits import load_split
+    from codapack.trainer import run_dir
+
+    record = run_dir.read_run(run_path)
+    images, labels = load_dataset(data_path, profile).subset(
+        load_split(os.path.join(run_path, run_dir.SPLIT_FILE))["val"])
+    probabilities = run_dir.load_run_network(record).predict(images.astype("float32"), verbose=0)
+    return float(np.mean(probabilities.argmax(axis=1) == labels))

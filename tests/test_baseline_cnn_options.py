@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from submission.networks import build_network
+from codapack.submission.networks import build_network
 
 
 def test_standardized_network_undoes_per_channel_affine_changes_first():

@@ -9,10 +9,10 @@ import tensorflow as tf
 from PIL import Image
 from scipy import ndimage
 
-from trainer.corruption_layers import (RandomBlobs, RandomChannelGain, RandomDefocusBlur, RandomJPEG,
+from codapack.data.corruption_layers import (RandomBlobs, RandomChannelGain, RandomDefocusBlur, RandomJPEG,
                                        RandomMotionBlur, RandomOneOf, RandomPixelation, RandomPixelNoise,
                                        RandomSaltPepper, RandomSpeckleNoise)
-from trainer.corruption_layers.blur import per_image_convolution
+from codapack.data.corruption_layers.blur import per_image_convolution
 
 RNG = np.random.default_rng(0)
 # Textured images away from 0 and 255, so that clipping does not hide what a layer did.

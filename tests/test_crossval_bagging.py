@@ -6,14 +6,14 @@ import os
 import numpy as np
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.dataset import load_dataset
 from codapack.splits import split_for
 from tests.conftest import last_json_line
 from tests.test_tuning import SEARCHABLE
-from trainer import run_dir
-from trainer.bagging import bootstrap_members
-from trainer.crossval import fold_members
+from codapack.trainer import run_dir
+from codapack.trainer.bagging import bootstrap_members
+from codapack.trainer.crossval import fold_members
 
 PLAIN = SEARCHABLE.replace("{ default = [8], choice = [[8], [16, 8]] }", "[8]") \
     .replace("{ default = 0.1, choice = [0.1, 0.3] }", "0.1") \

@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 
 
 def test_demo_runs_every_stage_and_prints_the_leaderboard(chdir_tmp):

@@ -12,11 +12,11 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.errors import CodapackError
 from tests.conftest import REPO, TINY_CONFIG, last_json_line
 from tests.test_tuning import SEARCHABLE
-from trainer import distribute, run_dir
+from codapack.trainer import distribute, run_dir
 
 LIMIT_S = 240
 
@@ -81,7 +81,7 @@ import sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from codapack.cli import main
+from codapack.cli.main import main
 main(sys.argv[1:], prog_name="codapack")
 """
 

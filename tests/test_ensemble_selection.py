@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from evaluator.ensemble import Candidate, greedy_selection
+from codapack.evaluator.ensemble import Candidate, greedy_selection
 
 LABELS = np.array([0, 0, 1, 1, 2, 2])
 

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.dataset import load_dataset
 from codapack.errors import CodapackError
 from tests.conftest import last_json_line, make_zip, write_config, write_npz
-from tools import leaderboard, zip_safety
-from tools.package import package_runs
-from tools.zip_safety import check_zip
+from codapack.tools import leaderboard, zip_safety
+from codapack.tools.package import package_runs
+from codapack.tools.zip_safety import check_zip
 
 GOOD = "import numpy as np\nclass Model:\n    def predict(self, X):\n        return np.zeros(len(X), dtype=np.int64)\n"
 
@@ -164,7 +164,7 @@ def test_a_locked_leaderboard_still_prints_the_verdict_and_json(tmp_path, tiny_p
     holder = _hold_lock(db)
     zip_path = make_zip(tmp_path / "s.zip", {"model.py": GOOD})
     result = CliRunner().invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile", tiny_profile_path,
-                                       "--db", db])
+                                       "--db", db, "--json"])
     holder.close()
     assert result.exit_code == 1 and "Traceback" not in result.output
     line = last_json_line(result.output)
@@ -230,7 +230,7 @@ def test_package_out_an_existing_directory_is_one_line(tmp_path, tiny_profile_pa
 
 
 def test_package_fails_when_verification_could_not_run(tmp_path, tiny_profile_path, monkeypatch):
-    from tools import verify
+    from codapack.tools import verify
 
     def cannot_build(*args, **kwargs):
         raise CodapackError("target environment: the package index is unreachable")
@@ -265,13 +265,13 @@ def test_train_into_a_read_only_folder_is_one_line(tmp_path, tiny_profile_path, 
     result = CliRunner().invoke(main, ["train", write_config(tmp_path), "--data", tiny_data, "--out", str(out),
                                        "--profile", tiny_profile_path])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert f"cannot write the run (Read-only file system)" in result.output
+    assert "cannot write the run (Read-only file system)" in result.output
     assert "Choose a writable --out" in result.output
 
 
 def test_a_folder_made_read_only_mid_training_is_one_line_and_resumable(tmp_path, tiny_profile_path, tiny_data,
                                                                          monkeypatch):
-    from trainer import checkpoint
+    from codapack.trainer import checkpoint
 
     saved = checkpoint.Checkpoint.save_arrays
     calls = []

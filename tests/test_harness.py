@@ -4,7 +4,6 @@ These submissions are hand-written `model.py` files using numpy only, so the
 tests exercise the harness itself without training anything.
 """
 
-import json
 import os
 import time
 
@@ -12,12 +11,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.dataset import load_dataset
 from codapack.shift_families import FAMILIES
 from codapack.splits import split_for
 from tests.conftest import last_json_line, make_zip, processes_with
-from tools.harness import HarnessOptions, run_harness
+from codapack.tools.harness import HarnessOptions, run_harness
 
 CONSTANT_MODEL = """
 import numpy as np
@@ -47,7 +46,7 @@ def test_cli_prints_json_last_and_records_leaderboard(tmp_path, tiny_data, tiny_
     zip_path = constant_zip(tmp_path)
     runner = CliRunner()
     result = runner.invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile", tiny_profile_path,
-                                  "--split", "all", "--note", "constant"])
+                                  "--split", "all", "--note", "constant", "--json"])
     assert result.exit_code == 0, result.output
     line = last_json_line(result.output)
     assert {"accuracy", "precision", "recall", "f1", "n", "seconds", "verdict"} <= set(line)
@@ -125,7 +124,8 @@ def test_time_limit_kills_the_submission_and_its_children(tmp_path, tiny_data, t
 
 def test_cli_exit_code_is_1_when_verdict_is_not_ok(tmp_path, tiny_data, tiny_profile_path):
     zip_path = make_zip(tmp_path / "crash.zip", {"model.py": "raise ImportError('no tensorflow here')"})
-    result = CliRunner().invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile", tiny_profile_path])
+    result = CliRunner().invoke(main, ["harness", zip_path, "--data", tiny_data, "--profile", tiny_profile_path,
+                                       "--json"])
     assert result.exit_code == 1
     assert last_json_line(result.output)["verdict"] == "CRASH"
     assert "no tensorflow here" in result.output

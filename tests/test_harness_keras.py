@@ -9,12 +9,10 @@ import json
 import zipfile
 
 import keras
-import numpy as np
-import pytest
 
 from tests.conftest import make_zip
-from tools.course_template import COURSE_TEMPLATE_MODEL
-from tools.harness import HarnessOptions, run_harness
+from codapack.tools.course_template import COURSE_TEMPLATE_MODEL
+from codapack.tools.harness import HarnessOptions, run_harness
 
 TEMPLATE_MODEL = COURSE_TEMPLATE_MODEL
 CURRENT = HarnessOptions(env="current")

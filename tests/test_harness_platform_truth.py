@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.dataset import load_dataset
 from codapack.profile import load_profile
 from codapack.splits import split_for
 from tests.conftest import TINY_PROFILE, last_json_line, make_zip
 from tests.test_harness_keras import TEMPLATE_MODEL, tiny_keras_model
-from tools.diagnosis import RunContext, run_verdict
-from tools.harness import HarnessOptions, run_harness, summary_line
-from tools.target_env import ensure_target_env
+from codapack.tools.diagnosis import RunContext, run_verdict
+from codapack.tools.harness import HarnessOptions, run_harness, summary_line
+from codapack.tools.target_env import ensure_target_env
 
 CURRENT = HarnessOptions(env="current")
 
@@ -253,7 +253,8 @@ def test_an_unreadable_zip_gets_a_verdict_and_the_json_line(damage, words, tmp_p
     clean = make_zip(tmp_path / "clean.zip", {"model.py": numpy_model()})
     zip_path = tmp_path / "s.zip"
     zip_path.write_bytes(damage(open(clean, "rb").read()))
-    result = CliRunner().invoke(main, ["harness", str(zip_path), "--data", tiny_data, "--profile", tiny_profile_path])
+    result = CliRunner().invoke(main, ["harness", str(zip_path), "--data", tiny_data, "--profile", tiny_profile_path,
+                                       "--json"])
     assert result.exit_code == 1
     line = last_json_line(result.output)
     assert line["verdict"] == "BAD_ZIP" and words in line["error"]

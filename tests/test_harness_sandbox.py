@@ -19,8 +19,8 @@ from codapack.dataset import load_dataset
 from codapack.profile import load_profile
 from codapack.splits import split_for
 from tests.conftest import make_zip, processes_with
-from tools import sandbox, scratch
-from tools.harness import HarnessOptions, run_harness
+from codapack.tools import sandbox, scratch
+from codapack.tools.harness import HarnessOptions, run_harness
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None,
@@ -148,11 +148,24 @@ def test_time_out_kills_setsid_children_and_names_the_real_limit(mode, tmp_path,
 
 
 HARNESS_SCRIPT = """
-import sys
+import signal, sys
+# What Ctrl-C meets in this process: printed so that a harness that ignores it explains itself.
+blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+print("SIGINT:", signal.getsignal(signal.SIGINT), "blocked:", blocked, file=sys.stderr, flush=True)
 from codapack.profile import load_profile
-from tools.harness import HarnessOptions, run_harness
+from codapack.tools.harness import HarnessOptions, run_harness
 run_harness(sys.argv[1], sys.argv[2], load_profile(sys.argv[3]), HarnessOptions(sandbox=sys.argv[4]))
 """
+
+
+def _as_from_a_shell():
+    """Ctrl-C as a terminal delivers it: a default handler and an unblocked signal.
+
+    Dispositions set to ignore and blocked signals pass to children, and a library loaded earlier in
+    this test process (TensorFlow's or gRPC's threads) may have changed them; a user's shell has not.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _start_harness(tmp_path, zip_path, tiny_data, tiny_profile, mode, marker):
@@ -161,7 +174,7 @@ def _start_harness(tmp_path, zip_path, tiny_data, tiny_profile, mode, marker):
     os.makedirs(env["TMPDIR"], exist_ok=True)
     harness = subprocess.Popen([sys.executable, "-c", HARNESS_SCRIPT, str(zip_path), str(tiny_data),
                                 tiny_profile.source, mode], env=env, stdout=subprocess.DEVNULL,
-                               stderr=open(tmp_path / "harness.log", "w"))
+                               stderr=open(tmp_path / "harness.log", "w"), preexec_fn=_as_from_a_shell)
     deadline = time.monotonic() + 180  # a loaded machine starts Python slowly
     while len(processes_with(marker)) < 2:  # both children of Model()
         assert time.monotonic() < deadline and harness.poll() is None, (tmp_path / "harness.log").read_text()
@@ -176,8 +189,9 @@ def _gone(marker, within_s=10):
     return not processes_with(marker)
 
 
-# Passes alone, with its file, and after every harness and training test file tried; in the full suite on a
-# fresh clone the harness did not end within 120 s of Ctrl-C (cause not found yet: see the note on #18).
+# Passes alone, with its file, and after every harness and training test file tried; in one full suite on a
+# fresh clone the harness did not end within 120 s of Ctrl-C. Suspected: a SIGINT disposition or mask the
+# test process passed on (now reset in the child, and printed to harness.log); xfail until CI confirms.
 @pytest.mark.xfail(strict=False, reason="order-dependent hang after Ctrl-C in the full suite; under investigation")
 @pytest.mark.parametrize("mode", MODES)
 def test_ctrl_c_kills_every_process_and_removes_the_scratch(mode, tmp_path, tiny_data, tiny_profile):
@@ -185,7 +199,12 @@ def test_ctrl_c_kills_every_process_and_removes_the_scratch(mode, tmp_path, tiny
     zip_path = make_zip(tmp_path / "s.zip", {"model.py": STUBBORN_MODEL.format(marker=marker)})
     harness = _start_harness(tmp_path, zip_path, tiny_data, tiny_profile, mode, marker)
     harness.send_signal(signal.SIGINT)
-    harness.wait(timeout=120)  # a liveness bound, generous for a loaded 2-core machine
+    try:
+        harness.wait(timeout=120)  # a liveness bound, generous for a loaded 2-core machine
+    except subprocess.TimeoutExpired:
+        harness.kill()
+        raise AssertionError("the harness did not end within 120 s of Ctrl-C:\n"
+                             + (tmp_path / "harness.log").read_text()[-2000:]) from None
     assert _gone(marker)
     assert os.listdir(tmp_path / "tmp") == []
 
@@ -253,7 +272,7 @@ def test_a_memory_limit_kills_the_run_and_says_which_limit(given_by, tmp_path, t
 
 
 def test_a_forged_result_file_is_no_result(tmp_path):
-    from tools.platform_process import read_result
+    from codapack.tools.platform_process import read_result
 
     (tmp_path / "secret.json").write_text('{"stage": "done"}')
     os.symlink(tmp_path / "secret.json", tmp_path / "linked.json")

@@ -4,13 +4,12 @@ The submissions are hand-written `model.py` files using numpy only (the Keras
 cases are in test_harness_keras.py), so these run in a second each.
 """
 
-import os
 
 import numpy as np
 import pytest
 
 from tests.conftest import make_zip
-from tools.harness import HarnessOptions, run_harness
+from codapack.tools.harness import HarnessOptions, run_harness
 
 GOOD = "import numpy as np\nclass Model:\n    def predict(self, X):\n        return np.zeros(len(X), dtype=np.int64)\n"
 
@@ -92,3 +91,18 @@ def test_batch_dependent_predictions_are_flagged(tmp_path, tiny_data, tiny_profi
     assert any("predictions change with the batch" in w for w in result["warnings"])
     clean = run_harness(make_zip(tmp_path / "g.zip", {"model.py": GOOD}), tiny_data, tiny_profile)
     assert clean["warnings"] == []
+
+
+def test_a_zip_may_ship_modules_named_like_the_design_folders(tmp_path, tiny_data, tiny_profile):
+    # codapack installs nothing as `tools` or `trainer`, so a team's own helpers of those names are theirs.
+    files = {"model.py": "import sys, os\nsys.path.insert(0, os.path.dirname(__file__))\nimport tools\n"
+                         "from trainer.labels import LABEL\n" + model_with("return np.full(len(X), LABEL + tools.ONE)"),
+             "tools.py": "ONE = 1\n", "trainer/__init__.py": "", "trainer/labels.py": "LABEL = 1\n"}
+    result = run_harness(make_zip(tmp_path / "s.zip", files), tiny_data, tiny_profile)
+    assert result["verdict"] == "OK", result["error"]
+    from codapack.dataset import load_dataset
+    from codapack.splits import split_for
+
+    dataset = load_dataset(tiny_data, tiny_profile)
+    scored = dataset.labels[split_for(dataset, tiny_profile)["test"]]
+    assert result["n"] == len(scored) and result["accuracy"] == pytest.approx(np.mean(scored == 2))

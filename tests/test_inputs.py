@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from trainer import inputs
-from trainer.config import Augmentation
+from codapack.trainer import inputs
+from codapack.trainer.config import Augmentation
 
 
 def _images(n):

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.dataset import load_dataset
 from codapack.errors import CodapackError
 from codapack.files import file_sha256
-from codapack.inspection.cleaning import clean_dataset
-from codapack.inspection.features import extract_features, layout_features
-from codapack.inspection.outliers import label_association
-from codapack.inspection.report import InspectOptions, inspect_dataset
+from codapack.data.cleaning import clean_dataset
+from codapack.data.inspection.features import extract_features, layout_features
+from codapack.data.inspection.outliers import label_association
+from codapack.data.inspection.report import InspectOptions, inspect_dataset
 from codapack.synthetic import make_dataset
 from tests.conftest import last_json_line, write_npz
 

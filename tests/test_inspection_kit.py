@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from tests.conftest import SHARED, write_npz
 
 MAKE_KIT = SHARED / "tools" / "make_kit.py"

@@ -9,7 +9,7 @@ and no group at all on the clean file.
 import numpy as np
 import pytest
 
-from codapack.inspection.overlays import overlay_groups
+from codapack.data.inspection.overlays import overlay_groups
 from tests.contamination import Setting, contaminate, make_cells
 
 N, SIZE, CLASSES = 2000, 32, 8

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.dataset import load_dataset
 from codapack.profile import load_profile
 from codapack.shift_families import FAMILIES
-from evaluator.ensemble import load_ensemble
-from evaluator.evaluation import split_indices
-from evaluator.robustness import shifted_estimate, trained_families_of
+from codapack.evaluator.ensemble import load_ensemble
+from codapack.evaluator.evaluation import split_indices
+from codapack.evaluator.robustness import shifted_estimate, trained_families_of
 from tests.conftest import SHARED, last_json_line
-from trainer.run_dir import read_run
+from codapack.trainer.run_dir import read_run
 
 pytestmark = [pytest.mark.kit,
               pytest.mark.skipif(not (SHARED / "tools" / "make_kit.py").is_file(), reason="../shared is absent")]
@@ -69,7 +69,8 @@ def test_kit_train_package_harness(kit):
     runner = CliRunner()
     zip_path = str(kit["folder"] / "kit.zip")
     assert runner.invoke(main, ["package", kit["runs"][0], "--out", zip_path, "--no-verify"]).exit_code == 0
-    scored = runner.invoke(main, ["harness", zip_path, "--data", kit["data"], "--workdir", "elsewhere", "--note", "kit"])
+    scored = runner.invoke(main, ["harness", zip_path, "--data", kit["data"], "--workdir", "elsewhere", "--note", "kit",
+                                  "--json"])
     assert scored.exit_code == 0, scored.output
     result = last_json_line(scored.output)
     print("kit harness result:", {k: result[k] for k in ("accuracy", "f1", "n", "seconds", "peak_rss_mb")})

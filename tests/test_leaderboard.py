@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.errors import CodapackError
 from tests.conftest import REPO, TINY_PROFILE, last_json_line, make_zip
-from tools.leaderboard import Leaderboard, format_table
+from codapack.tools.leaderboard import Leaderboard, format_table
 
 
 def _result(sha, accuracy, verdict="OK"):
@@ -125,9 +125,15 @@ def test_database_of_the_previous_schema_is_migrated(tmp_path):
 
 
 def test_entry_keeps_the_recipe_from_the_zip_manifest(tmp_path):
-    manifest = {"batch_size": 32, "members": [
-        {"name": "cnn-a", "architecture": "baseline_cnn", "options": {"dense": [16]}, "weight": 2.0,
-         "split_id": "s", "weights": "members/00.weights.h5"}]}
+    from codapack.submission import manifest as manifest_module
+
+    member = manifest_module.member_entry(
+        name="cnn-a", member_format="keras", file="members/00.weights.h5", architecture="baseline_cnn",
+        options={"dense": [16]}, preprocessing="unit", weight=2, split_id="s", data_sha256="d", trained_with={},
+        trained_families=[])
+    manifest = manifest_module.new_manifest(competition="tiny", input_shape=(24, 24, 3), classes="abcd",
+                                            batch_size=32, tta="none", members=[member], codapack_version="0",
+                                            created="2026-11-22T00:00:00+00:00")
     zip_path = make_zip(tmp_path / "sub.zip", {"model.py": "", "manifest.json": json.dumps(manifest)})
     board = Leaderboard(str(tmp_path / "lb.sqlite"))
     board.record(dict(_result("r", 0.5), zip=zip_path, metrics={"accuracy": 0.5, "per_class": {}}), "tiny")
@@ -203,3 +209,11 @@ def test_html_page_renders_in_headless_chromium(tmp_path):
     assert _colour_rows(image, (255, 244, 194)) >= 15     # the highlighted first row
     red = (np.abs(image.astype(int) - (214, 39, 40)) <= 30).all(axis=-1).sum()
     assert red > 200                                      # the chart's best-so-far line: the PNG decoded
+
+
+def test_a_zip_whose_manifest_lacks_a_key_keeps_no_recipe(tmp_path):
+    manifest = {"format": "codapack-submission", "format_version": 1, "batch_size": 32, "members": []}
+    zip_path = make_zip(tmp_path / "sub.zip", {"model.py": "", "manifest.json": json.dumps(manifest)})
+    board = Leaderboard(str(tmp_path / "lb.sqlite"))
+    board.record(dict(_result("r", 0.5), zip=zip_path, metrics={"accuracy": 0.5, "per_class": {}}), "tiny")
+    assert json.loads(board.entries()[0]["recipe"]) is None

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.errors import CodapackError
-from submission import compiled, tta
+from codapack.submission import compiled, tta
 from tests.conftest import write_config
-from tools import member_formats, verify
-from tools.package import package_runs
-from trainer.config import load_config
-from trainer.run_dir import load_run_network, read_run
-from trainer.training import train_run
+from codapack.tools import member_formats, verify
+from codapack.tools.package import package_runs
+from codapack.trainer.config import load_config
+from codapack.trainer.run_dir import load_run_network, read_run
+from codapack.trainer.training import train_run
 
 
 @pytest.fixture(scope="module")

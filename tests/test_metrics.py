@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evaluator.metrics import classification_metrics, format_metrics
+from codapack.metrics import classification_metrics, format_metrics
 
 
 def test_metrics_on_a_small_case():

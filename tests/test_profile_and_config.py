@@ -5,7 +5,7 @@ import pytest
 from codapack.errors import CodapackError
 from codapack.profile import load_profile
 from tests.conftest import TINY_PROFILE, write_config
-from trainer.config import load_config
+from codapack.trainer.config import load_config
 
 
 def test_bundled_bloodcells_profile():

@@ -6,10 +6,10 @@ import zipfile
 import pytest
 
 from codapack.shift_families import NEVER_TRAINED
-from tools.package import package_runs
-from trainer.augment import POLICY_LAYERS, trained_families
-from trainer.config import load_config, resolve_config_path
-from trainer.training import train_run
+from codapack.tools.package import package_runs
+from codapack.data.policies import POLICY_LAYERS, trained_families
+from codapack.trainer.config import load_config, resolve_config_path
+from codapack.trainer.training import train_run
 
 ROBUST_FAMILIES = trained_families(POLICY_LAYERS["robust"])
 

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from codapack.shift_families import FAMILIES, NEVER_TRAINED, held_out
-from evaluator.corruptions import CORRUPTIONS, FAMILY_OF, corruptions_of, shifted_assignment, shifted_copy
-from evaluator.robustness import family_split, robustness_suite, shifted_scores, trained_families_of
-from trainer.augment import LAYER_FAMILIES, LAYERS, POLICY_LAYERS, trained_families
-from trainer.config import Augmentation, Phase, TrainConfig, phase_augmentation
-from trainer.training import augmentation_record
+from codapack.evaluator.corruptions import CORRUPTIONS, FAMILY_OF, corruptions_of, shifted_assignment, shifted_copy
+from codapack.evaluator.robustness import family_split, robustness_suite, shifted_scores, trained_families_of
+from codapack.data.augment import LAYERS
+from codapack.data.policies import LAYER_FAMILIES, POLICY_LAYERS, trained_families
+from codapack.trainer.config import Augmentation, Phase, TrainConfig, phase_augmentation
+from codapack.trainer.training import augmentation_record
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(30, 220, (12, 24, 24, 3), dtype=np.uint8)
@@ -70,7 +71,7 @@ def test_shifted_scores_match_a_count_by_hand():
 
 
 def test_shifted_copy_gives_image_i_its_assigned_corruption():
-    from evaluator.corruptions import corrupt
+    from codapack.evaluator.corruptions import corrupt
 
     assignment = shifted_assignment(len(IMAGES), 40)
     out = shifted_copy(IMAGES, seed=2, offset=40)
@@ -97,7 +98,7 @@ def test_suite_reports_held_out_figure_for_a_model_that_fails_only_on_unseen_fam
 
 
 def _overlay_copies():
-    from evaluator.corruptions import corrupt
+    from codapack.evaluator.corruptions import corrupt
 
     for severity in (1, 3):
         for image in corrupt(IMAGES, "blended_overlay", severity):
@@ -105,7 +106,7 @@ def _overlay_copies():
 
 
 def test_unknown_corruption_and_severity_are_refused():
-    from evaluator.corruptions import corrupt
+    from codapack.evaluator.corruptions import corrupt
 
     with pytest.raises(ValueError, match="`name` should be one of"):
         corrupt(IMAGES, "fog", 1)

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from codapack.files import file_sha256
 from tests.codabench_server import PASSWORD, TOKEN, USER, FakeCodabench
 from tests.conftest import TINY_PROFILE, last_json_line, make_zip
-from tools.leaderboard import Leaderboard
-from tools.submit import main
+from codapack.tools.leaderboard import Leaderboard
+from codapack.cli.submit import main
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,7 @@ def local_only(monkeypatch, tmp_path):
     for name in ("CODABENCH_TOKEN", "CODABENCH_USERNAME", "CODABENCH_PASSWORD", "CODABENCH_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CODAPACK_CODABENCH_CONFIG", str(tmp_path / "no-such-config.toml"))
-    monkeypatch.setattr("tools.codabench.time.sleep", lambda s: None)
+    monkeypatch.setattr("codapack.tools.codabench.time.sleep", lambda s: None)
 
 
 @pytest.fixture

@@ -15,21 +15,21 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codapack.cli import main
+from codapack.cli.main import main
 from codapack.dataset import load_dataset
 from codapack.splits import split_for
-from submission.networks import ARCHITECTURES
+from codapack.submission.networks import ARCHITECTURES
 from tests.conftest import make_zip
 from tests.test_harness_keras import TEMPLATE_MODEL, tiny_keras_model
 from tests.test_zoo_registry import APPLICATION_OPTIONS, FULL_ZOO, ONE_STEP, RELOADED, SMALL_OPTIONS
 
 # One network per family and preprocessing mode; every registry entry with CODAPACK_FULL_ZOO=1.
 COMPARED = sorted(name for name in ARCHITECTURES if FULL_ZOO or name in RELOADED)
-from tools.harness import HarnessOptions, run_harness
-from tools.package import package_runs
-from tools.target_env import ensure_target_env
-from trainer.config import load_config
-from trainer.training import train_run
+from codapack.tools.harness import HarnessOptions, run_harness
+from codapack.tools.package import package_runs
+from codapack.tools.target_env import ensure_target_env
+from codapack.trainer.config import load_config
+from codapack.trainer.training import train_run
 
 # Per-member probabilities through the packaged model.py itself, in whichever Python runs this.
 MEMBER_PROBABILITIES = """
@@ -141,7 +141,7 @@ def test_package_a_missing_target_package_is_caught(target_python, tmp_path, tin
 
 
 def test_verification_rejects_a_zip_that_behaves_differently_there(target_python, tmp_path, tiny_profile):
-    from tools.verify import sample_images, verify_zip
+    from codapack.tools.verify import sample_images, verify_zip
 
     # Predicts by the numpy it finds: 2.x here, 1.26 on the platform.
     source = ("import numpy as np\nclass Model:\n    def predict(self, X):\n"

@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 
 from codapack.errors import CodapackError
-from submission.networks import build_network
+from codapack.submission.networks import build_network
 from tests.conftest import write_config
-from trainer import checkpoint as checkpoint_module
-from trainer import run_dir, training
-from trainer.augment import LAYERS, POLICY_LAYERS, batch_mixer, image_augmenter
-from trainer.config import Phase, load_config
-from trainer.features import split_at_head
-from trainer.inputs import balanced_class_weights, oversample
-from trainer.offline_augmentation import augment_offline
-from trainer.overrides import apply_overrides, to_toml
-from trainer.phases import backbone_of, make_optimizer, set_trainable
+from codapack.trainer import checkpoint as checkpoint_module
+from codapack.trainer import run_dir, training
+from codapack.data.augment import LAYERS, batch_mixer, image_augmenter
+from codapack.data.policies import POLICY_LAYERS
+from codapack.trainer.config import Phase, load_config
+from codapack.trainer.features import split_at_head
+from codapack.trainer.inputs import balanced_class_weights, oversample
+from codapack.data.offline_augmentation import augment_offline
+from codapack.trainer.overrides import apply_overrides, to_toml
+from codapack.trainer.phases import backbone_of, make_optimizer, set_trainable
 
 TWO_PHASES = """
 [model]
@@ -212,7 +213,7 @@ def test_imbalance_tools():
 
 
 def test_every_recipe_and_bundled_config_loads():
-    from trainer.config import CONFIG_DIR, RECIPES_DIR, resolve_config_path
+    from codapack.trainer.config import CONFIG_DIR, RECIPES_DIR, resolve_config_path
 
     names = sorted(name[:-5] for folder in (RECIPES_DIR, CONFIG_DIR) for name in os.listdir(folder))
     assert {"mobilenet_reference", "efficientnet_v2_mix", "mobilenet_v2_fast_cpu", "baseline"} <= set(names)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from evaluator.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from evaluator.robustness import robustness_suite
-from submission.tta import POLICIES, transforms
+from codapack.evaluator.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from codapack.evaluator.robustness import robustness_suite
+from codapack.submission.tta import POLICIES, transforms
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (6, 24, 24, 3), dtype=np.uint8)

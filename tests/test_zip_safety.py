@@ -8,7 +8,7 @@ import pytest
 
 from codapack.errors import CodapackError
 from tests.conftest import make_zip
-from tools.zip_safety import check_zip, unpack_zip
+from codapack.tools.zip_safety import check_zip, unpack_zip
 
 MODEL = "class Model:\n    pass\n"
 

@@ -1,0 +1,1 @@
+"""The command line: every verb of `codapack`, and the options they share."""

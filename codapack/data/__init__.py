@@ -1,0 +1,1 @@
+"""The data stage: inspection, cleaning, and the augmentation layers used offline and in training."""

@@ -1,1 +1,0 @@
-"""Evaluation of runs on local splits with scikit-learn's metrics."""

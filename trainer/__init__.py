@@ -1,1 +1,0 @@
-"""Training: configs, networks built by name, and run directories."""
