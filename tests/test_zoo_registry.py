@@ -53,8 +53,7 @@ def _load_zip_model(zip_path, folder):
 
 # One per builder family and preprocessing mode (tf, caffe, builtin, EfficientNet's normalisation):
 # these always run, and their zips are loaded and must predict exactly what the trainer measured.
-# Every other entry costs 10 to 135 s on 2 CPU cores (24 entries: 11 min), so they run when
-# CODAPACK_FULL_ZOO=1 is set.
+# Every other entry costs 10 to 135 s on 2 CPU cores, so they run when CODAPACK_FULL_ZOO=1 is set.
 RELOADED = {"baseline_cnn", "unet_classifier", "multibranch_cnn", "mobilenet_v2", "vgg16", "efficientnet_b0",
             "mobilenet_v3_small"}
 # `make test` runs the entries above; `make test-zoo` (CODAPACK_FULL_ZOO=1) runs only the others.
