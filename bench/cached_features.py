@@ -4,7 +4,7 @@ Both train the same head of the same network (backbone frozen, batch norm in inf
 for the same epochs on the same generated images; the cached path pays one forward pass of
 the backbone over the images, then trains the head alone (one call per epoch: see
 `trainer.phases.compile_for`). The full run uses the frozen phase of the fast CPU recipe
-(trainer/recipes/mobilenet_v2_fast_cpu.toml): 10 epochs, batch 64, without early stopping
+(codapack/trainer/recipes/mobilenet_v2_fast_cpu.toml): 10 epochs, batch 64, without early stopping
 so both sides do the same epochs.
 
     python bench/cached_features.py [--architecture mobilenet_v2] [--images 1024] [--epochs 10]
@@ -31,7 +31,7 @@ from codapack.trainer.phases import compile_for, set_trainable, steps_per_epoch 
 RESULTS_NOTE = """\
 **Cached features and augmentation.** The frozen-phase row caches features because nothing changes
 between epochs: the backbone is frozen with its batch norm in inference mode, and no augmentation
-runs per epoch. `trainer/features.py` caches only then (`augmentation.per_epoch` false: policy
+runs per epoch. `codapack/trainer/features.py` caches only then (`augmentation.per_epoch` false: policy
 `none`, no custom layers, no MixUp or CutMix); any per-epoch augmentation makes every epoch's
 images new, so the phase runs the backbone every step and this speed-up is gone. The robust recipes
 combine the two in either of two ways: (1) offline augmentation (`augmentation.offline_per_class`
@@ -42,7 +42,7 @@ where the backbone runs every step anyway. Per-epoch augmentation in the frozen 
 what the cached speed-up is traded for.
 """
 
-RECIPE_EPOCHS = 10  # the `transfer` phase of trainer/recipes/mobilenet_v2_fast_cpu.toml
+RECIPE_EPOCHS = 10  # the `transfer` phase of codapack/trainer/recipes/mobilenet_v2_fast_cpu.toml
 
 
 def compare(architecture="mobilenet_v2", count=1024, size=96, epochs=RECIPE_EPOCHS, batch_size=64):

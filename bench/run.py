@@ -44,7 +44,7 @@ def time_to_accuracy(data, folder, quick):
     """From training_set.npz to a packaged zip scored by the harness: minutes and accuracy.
 
     The full run is the README's path: inspect and drop the recurring backgrounds, then train the
-    fast CPU recipe (trainer/recipes/mobilenet_v2_fast_cpu.toml) with the local ImageNet weights
+    fast CPU recipe (codapack/trainer/recipes/mobilenet_v2_fast_cpu.toml) with the local ImageNet weights
     from ../shared/weights, package, and score on the cleaned file's test split. --quick trains a
     small baseline CNN briefly on the raw file.
     """
