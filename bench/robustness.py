@@ -2,10 +2,11 @@
 
     python bench/robustness.py                    # robust_cpu from training_set.npz, on the cleaned kit
     python bench/robustness.py --recipe robust_cpu --recipe mobilenet_v2_fast_cpu
+    python bench/robustness.py --recipe robust_cpu --recipe mobilenet_v2_robust_cpu --ensemble
 
 Each recipe goes the README's way: inspect and clean the kit, train, package, score
 the zip in the harness on the cleaned file's test split. The shift figures come from
-`evaluator.robustness.shifted_estimate`: five corrupted copies of that test split,
+`codapack.evaluator.robustness.shifted_estimate`: five corrupted copies of that test split,
 each image carrying one of the suite's 105 corruption/severity pairs per copy,
 scored through the same runtime the zip ships. Held-out families are the ones the
 recipe's augmentation never imitates; that figure is the one to trust.
@@ -38,13 +39,17 @@ def cleaned_kit(data, folder, profile):
     return cleaned, clean_dataset(data, report_dir, cleaned, profile, drop=("background",))["removed_count"]
 
 
-def package_and_score(record, data, profile, *, verify, tta="none"):
-    """The README's package (verified in the platform's versions) and harness steps: the harness result."""
+def package_and_score(records, data, profile, *, verify, tta="none"):
+    """The README's package (verified in the platform's versions) and harness steps: the harness result.
+
+    `records` is one run record, or several packaged as one averaging ensemble.
+    """
     from codapack.tools.harness import run_harness
     from codapack.tools.package import package_runs
     from codapack.tools.verify import sample_images, verify_zip
 
-    zip_path = package_runs([record["dir"]], record["dir"] + ".zip", tta=tta)["path"]
+    records = records if isinstance(records, list) else [records]
+    zip_path = package_runs([r["dir"] for r in records], records[0]["dir"] + f".{len(records)}.zip", tta=tta)["path"]
     if verify:
         report = verify_zip(zip_path, profile, sample_images(profile, data)[0], log=lambda message: None)
         if not report["verified"]:
@@ -52,17 +57,19 @@ def package_and_score(record, data, profile, *, verify, tta="none"):
     return run_harness(zip_path, data, profile)
 
 
-def shift_rows(record, data, profile, label, scored, rounds=ROUNDS, tta="none"):
-    """Rows for one trained run: its zip's clean test accuracy, held-out and trained family accuracy."""
+def shift_rows(records, data, profile, label, scored, rounds=ROUNDS, tta="none"):
+    """Rows for one trained run, or an ensemble of several: its zip's clean test accuracy, held-out and
+    trained family accuracy."""
     from codapack.dataset import load_dataset
     from codapack.evaluator.ensemble import load_ensemble
     from codapack.evaluator.evaluation import split_indices
     from codapack.evaluator.robustness import shifted_estimate, trained_families_of
 
+    records = records if isinstance(records, list) else [records]
     dataset = load_dataset(data, profile)
-    images, labels = dataset.subset(split_indices(record, dataset, "test"))
-    model = load_ensemble([record], profile, tta=tta)
-    shift = shifted_estimate(model.predict_proba, images, labels, trained_families_of([record]), rounds=rounds)
+    images, labels = dataset.subset(split_indices(records[0], dataset, "test"))
+    model = load_ensemble(records, profile, tta=tta)
+    shift = shifted_estimate(model.predict_proba, images, labels, trained_families_of(records), rounds=rounds)
     families = ", ".join(f"{family} {accuracy:.3f}" for family, accuracy in shift["per_family"].items())
     return [Row("robustness", f"{label}: clean test accuracy (harness)", scored["accuracy"], "accuracy",
                 note=f"n={scored['n']}"),
@@ -73,8 +80,11 @@ def shift_rows(record, data, profile, label, scored, rounds=ROUNDS, tta="none"):
             Row("robustness", f"{label}: all families", shift["shifted_accuracy"], "accuracy", note=families)]
 
 
-def recipe_rows(recipe, data, folder, profile, tta="d4"):
-    """Clean, train `recipe`, package (with `tta`) and verify, score: `shift_rows` plus the minutes all that took."""
+def recipe_rows(recipe, data, folder, profile, tta="d4", runs=None):
+    """Clean, train `recipe`, package (with `tta`) and verify, score: `shift_rows` plus the minutes all that took.
+
+    The run's record is appended to `runs` (a list) when one is given, for `ensemble_rows`.
+    """
     from codapack.trainer.config import load_config, resolve_config_path
     from codapack.trainer.run_dir import read_run
     from codapack.trainer.training import train_run
@@ -87,11 +97,25 @@ def recipe_rows(recipe, data, folder, profile, tta="d4"):
                                 overwrite=True)["dir"])
     scored = package_and_score(record, cleaned, profile, verify=True, tta=tta)
     minutes = (time.perf_counter() - started) / 60  # the shift estimate below is the benchmark's, not the user's
+    if runs is not None:
+        runs.append(dict(record, minutes=minutes))
     return shift_rows(record, cleaned, profile, f"{recipe} (TTA {tta})", scored, tta=tta) + [
         Row("robustness", f"{recipe}: minutes from training_set.npz to a scored zip", minutes, "min",
             note=f"inspect + clean ({removed} dropped), {record['training']['epochs_run']} epochs "
                  f"({record['training']['seconds'] / 60:.1f} min of training), package + verify, harness"),
         *augmentation_cost_rows(record, recipe)]
+
+
+def ensemble_rows(runs, profile, tta="d4"):
+    """The recipes' runs packaged as one averaging ensemble: `shift_rows`, and the minutes of its members."""
+    cleaned = runs[0]["data"]["path"]  # the file every member trained on
+    records = [{k: v for k, v in run.items() if k != "minutes"} for run in runs]
+    label = " + ".join(record["name"] for record in records)
+    scored = package_and_score(records, cleaned, profile, verify=True, tta=tta)
+    minutes = sum(run["minutes"] for run in runs)
+    return shift_rows(records, cleaned, profile, f"ensemble {label} (TTA {tta})", scored, tta=tta) + [
+        Row("robustness", f"ensemble {label}: minutes, the members' sum", minutes, "min",
+            note="each member's own clean, train, package and harness")]
 
 
 def augmentation_cost_rows(record, recipe):
@@ -116,19 +140,23 @@ def augmentation_cost_rows(record, recipe):
 @click.command(context_settings={"show_default": True})
 @click.option("--recipe", "recipes", multiple=True, default=("robust_cpu",), help="Recipes to measure, in order.")
 @click.option("--tta", default="d4", help="Test-time augmentation the zips are packaged with.")
+@click.option("--ensemble", is_flag=True, help="Also score the recipes' runs packaged together as one ensemble.")
 @click.option("--write", "results_path", default=None, type=click.Path(), help="Also write the table as Markdown here.")
 @click.option("--kit", "kit_folder", default=os.path.join(tempfile.gettempdir(), "codapack-bench-kit"),
               type=click.Path(), help="Folder holding (or to receive) the kit's training_set.npz.")
-def main(recipes, kit_folder, tta, results_path):
+def main(recipes, kit_folder, tta, ensemble, results_path):
     """Train each recipe on the cleaned kit and print its clean and shifted accuracy and minutes."""
     from codapack.profile import load_profile
 
     os.environ.setdefault("CODAPACK_HOME", os.path.join(kit_folder, "state"))
     data, profile = kit_path(kit_folder), load_profile()
-    rows = []
+    rows, runs = [], []
     with tempfile.TemporaryDirectory(prefix="codapack-bench-") as folder:
         for recipe in recipes:
-            rows += recipe_rows(recipe, data, folder, profile, tta=tta)
+            rows += recipe_rows(recipe, data, folder, profile, tta=tta, runs=runs)
+            click.echo(format_rows(rows))
+        if ensemble and len(runs) > 1:
+            rows += ensemble_rows(runs, profile, tta=tta)
             click.echo(format_rows(rows))
     if results_path:
         with open(results_path, "w", encoding="utf-8") as f:

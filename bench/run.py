@@ -155,8 +155,9 @@ def main(quick, kit_folder, results_path, as_json):
 
 
 def _robustness_rows(data, folder, fast_run, quick):
-    """Clean, held-out-family and trained-family accuracy: the fast recipe's run, then robust_cpu end to end."""
-    from bench.robustness import package_and_score, recipe_rows, shift_rows
+    """Clean, held-out-family and trained-family accuracy: the fast recipe's run, then robust_cpu and
+    mobilenet_v2_robust_cpu end to end, and the two packaged as one ensemble."""
+    from bench.robustness import ensemble_rows, package_and_score, recipe_rows, shift_rows
     from codapack.profile import load_profile
 
     profile = load_profile()
@@ -165,7 +166,10 @@ def _robustness_rows(data, folder, fast_run, quick):
     scored = package_and_score(fast_run, data_path, profile, verify=False)
     rows = shift_rows(fast_run, data_path, profile, label, scored, rounds=1 if quick else 5)
     if not quick:
-        rows += recipe_rows("robust_cpu", data, folder, profile)
+        runs = []
+        for recipe in ("robust_cpu", "mobilenet_v2_robust_cpu"):
+            rows += recipe_rows(recipe, data, folder, profile, runs=runs)
+        rows += ensemble_rows(runs, profile)
     return rows
 
 

@@ -28,13 +28,13 @@ def one_step(recipe):
     return load_config(resolve_config_path(recipe), overrides)
 
 
-@pytest.mark.parametrize("recipe", ["robust_cpu", "robust_gpu"])
+@pytest.mark.parametrize("recipe", ["robust_cpu", "robust_gpu", "mobilenet_v2_robust_cpu"])
 def test_robust_recipe_trains_one_step_records_families_and_packages(recipe, tiny_data, roomy_profile, tmp_path):
     record = train_run(one_step(recipe), tiny_data, str(tmp_path / recipe), roomy_profile)
     augmentation = record["training"]["augmentation"]
     assert augmentation["families"] == ROBUST_FAMILIES
     assert augmentation["held_out_families"] == list(NEVER_TRAINED)
-    if recipe == "robust_gpu":  # the head phase trains on cached features, without augmentation
+    if recipe != "robust_cpu":  # the head phase trains on cached features, without augmentation
         assert augmentation["per_phase"] == ["none", "robust"]
         assert record["training"]["phases"][0]["cached_features"] is True
     packaged = package_runs([record["dir"]], str(tmp_path / f"{recipe}.zip"))
