@@ -44,6 +44,8 @@ class Profile:
         platform_packages: pinned requirements of the platform.
         platform_device: "cpu" or "gpu".
         platform_workdir: "submission" or "elsewhere" (see the TOML file).
+        platform_image: the Docker image the platform runs submissions in, for
+            `harness --sandbox docker` (optional `platform.image`); "" when unknown.
         split_seed: seed of the stratified split.
         val_fraction: fraction of the data in the validation split.
         test_fraction: fraction of the data held out from training (test plus final).
@@ -73,6 +75,7 @@ class Profile:
     expected_test_images: int = 0
     strict_output: bool = False
     memory_limit_mb: float = 0.0
+    platform_image: str = ""
     source: str = ""
 
     @property
@@ -166,6 +169,10 @@ def _profile_from_toml(raw, path):
     if memory_limit < 0:
         raise fail_for(path, f"`limits.memory_limit_mb` should be 0 (no limit) or a positive number of MB. "
                              f"Received: {memory_limit:g}")
+    image = _field(raw, path, "platform.image", str) if "image" in raw.get("platform", {}) else ""
+    if image != image.strip() or any(c.isspace() for c in image):
+        raise fail_for(path, f"`platform.image` should be a Docker image name such as codalab/codalab-legacy:py3, "
+                             f"or empty when unknown. Received: {image!r}")
     if not 0 <= final < test:
         raise fail_for(path, f"`split.final_fraction` should be at least 0 and below `split.test_fraction` ({test:g}), "
                              f"since the final images are carved out of the test images. Received: {final:g}")
@@ -191,5 +198,6 @@ def _profile_from_toml(raw, path):
         expected_test_images=int(raw.get("limits", {}).get("expected_test_images", 0)),
         strict_output=_field(raw, path, "output.strict", bool) if "strict" in raw.get("output", {}) else False,
         memory_limit_mb=memory_limit,
+        platform_image=image,
         source=os.path.abspath(path),
     )

@@ -17,6 +17,7 @@ def test_bundled_bloodcells_profile():
     assert profile.time_limit_s == 600 and profile.safe_upload_mb == 50
     assert "keras==3.4.1" in profile.platform_packages and profile.platform_python == "3.11"
     assert profile.platform_workdir == "submission"
+    assert profile.platform_image == ""  # not on record: harness --sandbox docker asks for --docker-image
 
 
 def test_unknown_profile_lists_bundled_ones():
@@ -31,6 +32,9 @@ def test_unknown_profile_lists_bundled_ones():
     (("classes = [\"a\", \"b\", \"c\", \"d\"]", "classes = [\"a\", \"a\"]"), "two distinct class names"),
     (("test_fraction = 0.2", "test_fraction = 0.9"), "sum below 1"),
     (("[split]", "[split]\nbroken = ="), "not a valid TOML file"),
+    (("workdir = \"submission\"", "workdir = \"submission\"\nimage = 3"), "`platform.image` should be str"),
+    (("workdir = \"submission\"", "workdir = \"submission\"\nimage = \"python 3.11\""),
+     "`platform.image` should be a Docker image name such as codalab/codalab-legacy:py3, or empty when unknown"),
 ])
 def test_bad_profile_errors(edit, problem, tmp_path):
     path = tmp_path / "bad.toml"

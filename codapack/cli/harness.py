@@ -10,6 +10,8 @@ from codapack.tools import leaderboard
 from codapack.tools.diagnosis import OK
 from codapack.tools.harness import AUTO, DTYPES, HarnessOptions, run_harness, summary_line
 from codapack.tools.sandbox import AUTO as SANDBOX_AUTO
+from codapack.tools.sandbox import DOCKER as SANDBOX_DOCKER
+from codapack.tools.sandbox import MODES as SANDBOX_MODES
 from codapack.tools.sandbox import NONE as SANDBOX_NONE
 from codapack.tools.target_env import CURRENT, TARGET
 
@@ -33,7 +35,8 @@ from codapack.tools.target_env import CURRENT, TARGET
 @click.option("--no-record", is_flag=True, help="Do not record this run in the leaderboard.")
 @click.option("--env", default=AUTO, type=click.Choice((AUTO, CURRENT, TARGET)),
               help="Run in this Python (current), in the profile's pinned platform environment (target; built "
-                   "once, cached), or in the target one when the zip ships .keras or .h5 models (auto).")
+                   "once, cached), or in the target one when the zip ships .keras or .h5 models (auto). Not with "
+                   "--sandbox docker, which runs the image's own Python (current or target is refused there).")
 @click.option("--batch-check", default=8, help="After the timed run, re-predict the first N images as one batch and "
                                                "the first two one by one, to catch batch-dependent predictions; "
                                                "0 skips.")
@@ -44,11 +47,19 @@ from codapack.tools.target_env import CURRENT, TARGET
               help="Kill the submission once its processes hold more than this many MB "
                    "[default: the profile's limits.memory_limit_mb; 0: no limit].")
 @click.option("--network", is_flag=True, help="Let the submission reach the network (off by default, as on the platform).")
-@click.option("--no-sandbox", is_flag=True, help="Run without bubblewrap even where it works (a warning says so).")
+@click.option("--sandbox", "sandbox_mode", default=SANDBOX_AUTO, type=click.Choice(SANDBOX_MODES),
+              help="How the submission is walled in.\n\n\b\n"
+                   "auto: bubblewrap where it works, else unwalled with a warning.\n"
+                   "docker: a container of the platform's image (--docker-image), run by its own Python.\n"
+                   "none: unwalled, as you, with a warning (same as --no-sandbox).")
+@click.option("--no-sandbox", is_flag=True, help="Same as --sandbox none.")
+@click.option("--docker-image", default=None, metavar="IMAGE",
+              help="The platform's Docker image for --sandbox docker, pulled beforehand "
+                   "[default: the profile's platform.image].")
 @profile_option
 @json_option
 def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, note, no_record, env, batch_check,
-         shifted, memory_limit_mb, network, no_sandbox, profile_name, as_json):
+         shifted, memory_limit_mb, network, sandbox_mode, no_sandbox, docker_image, profile_name, as_json):
     """Run a submission zip as the platform does, check its output and score it.
 
     Exits 1 unless the verdict is OK. Failed verdicts: NO_MODEL_PY, METADATA_FILE, TOO_LARGE, BAD_ZIP,
@@ -66,7 +77,8 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
         split = leaderboard.FINAL
     options = HarnessOptions(split=split, dtype=dtype, workdir=workdir, time_limit_s=time_limit_s, env=env,
                              batch_check=max(batch_check, 0), shifted=shifted, memory_limit_mb=memory_limit_mb,
-                             network=network, sandbox=SANDBOX_NONE if no_sandbox else SANDBOX_AUTO)
+                             network=network, sandbox=_sandbox(sandbox_mode, no_sandbox, docker_image),
+                             docker_image=docker_image)
     result = run_harness(zip_path, data_path, profile, options)
     if not no_record and result.get("zip_sha256"):
         try:
@@ -85,3 +97,14 @@ def main(zip_path, data_path, split, dtype, workdir, time_limit_s, phase, db, no
         emit_json({k: v for k, v in result.items() if k != "metrics"})
     if result["verdict"] != OK or result.get("leaderboard_error"):
         click.get_current_context().exit(1)
+
+
+def _sandbox(mode, no_sandbox, docker_image):
+    """The sandbox asked for: --no-sandbox is --sandbox none; --docker-image goes with --sandbox docker only."""
+    if no_sandbox:
+        if mode not in (SANDBOX_AUTO, SANDBOX_NONE):
+            raise CodapackError(f"--no-sandbox is --sandbox none and cannot go with --sandbox {mode}")
+        mode = SANDBOX_NONE
+    if docker_image and mode != SANDBOX_DOCKER:
+        raise CodapackError(f"--docker-image applies only with --sandbox docker. Received: --sandbox {mode}")
+    return mode

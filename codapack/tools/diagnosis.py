@@ -58,7 +58,7 @@ class RunContext:
 
     Args:
         submission: the unpacked submission folder.
-        env: "current" or "target", the environment that ran it.
+        env: "current", "target" or "docker" (the platform's image), the environment that ran it.
         env_keras: that environment's Keras version, or None.
         platform_keras: the profile's pinned Keras version, or None.
         relative_cause: (how, path) that failed from the run's folder and works
@@ -245,7 +245,8 @@ def _custom_class(error):
 
 def newer_than_platform(submission, platform_keras, env):
     """Warnings for `.keras` files saved by a Keras newer than the platform's."""
-    check = "it ran in the target environment here" if env == "target" else "check with --env target"
+    check = {"target": "it ran in the target environment here",
+             "docker": "it ran in the platform's Docker image here"}.get(env, "check with --env target")
     return [f"{name} was saved by Keras {saved}, newer than the platform's Keras {platform_keras}: such files may "
             f"not load there ({check}); shipping .weights.h5 avoids it"
             for name, saved in keras_file_versions(submission).items()

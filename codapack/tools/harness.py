@@ -4,9 +4,10 @@ The zip is unpacked into a fresh temporary folder and run in a separate Python
 process (`tools/platform_worker.py`) with the platform's working directory,
 only the submission folder on `sys.path`, no GPU, a stripped environment and
 one time limit over `Model()` plus `predict`, walled in by bubblewrap where it
-works (`tools/sandbox.py`). The output is checked, scored and recorded in the
-leaderboard; the last line printed is JSON, and a failed run's full exception
-and output go to a log file whose path is printed.
+works, or in a container of the platform's Docker image (`tools/sandbox.py`).
+The output is checked, scored and recorded in the leaderboard; the last line
+printed is JSON, and a failed run's full exception and output go to a log file
+whose path is printed.
 """
 
 import dataclasses
@@ -26,7 +27,7 @@ from codapack.metrics import classification_metrics
 from codapack.profile import UPLOAD_FAILS, UPLOAD_RISKY
 from codapack.splits import split_for, state_dir
 from codapack.submission.manifest import ManifestError, read_manifest, read_manifest_in_zip
-from codapack.tools import diagnosis
+from codapack.tools import diagnosis, sandbox
 from codapack.tools.diagnosis import OK
 from codapack.tools.platform_process import AFTER_PREDICT, crash_message, run_worker
 from codapack.tools.sandbox import AUTO as SANDBOX_AUTO
@@ -38,6 +39,10 @@ from codapack.tools.zip_safety import check_zip, unpack_zip
 # `--env auto`: the target environment for zips that ship saved models, whose loading is what differs
 # between Keras versions; this Python for the rest (weights rebuilt in code load the same in both).
 AUTO = "auto"
+# The environment of a run in the platform's Docker image, named in the result and the verdicts.
+DOCKER_ENV = "docker"
+# What Codabench runs a competition in when its bundle names no `docker_image` (its competition.yaml reference).
+CODABENCH_DEFAULT_IMAGE = "codalab/codalab-legacy:py3"
 DTYPES = ("uint8", "float32")  # what the platform may hand predict: pixels 0..255 either way
 # What reading or unpacking a zip may raise besides CodapackError: every one ends in a BAD_ZIP verdict.
 ZIP_ERRORS = (CodapackError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, OSError,
@@ -64,7 +69,10 @@ class HarnessOptions:
             `shifted_trained_accuracy` and `shifted_accuracy` (all families).
         memory_limit_mb: kill the run above this resident memory; None follows the profile (0: none).
         network: let the submission reach the network (off, as on the platform).
-        sandbox: "auto" (bubblewrap where it works) or "none" (see tools/sandbox.py).
+        sandbox: "auto" (bubblewrap where it works), "docker" (a container of the platform's image,
+            whose own Python runs the submission: `env` and `python` do not apply) or "none"
+            (see tools/sandbox.py).
+        docker_image: the platform's image for "docker"; None follows the profile's `platform.image`.
     """
 
     split: str = "test"
@@ -79,6 +87,7 @@ class HarnessOptions:
     memory_limit_mb: float = None
     network: bool = False
     sandbox: str = SANDBOX_AUTO
+    docker_image: str = None
 
 
 def run_harness(zip_path, data_path, profile, options=HarnessOptions()):
@@ -95,7 +104,11 @@ def run_harness(zip_path, data_path, profile, options=HarnessOptions()):
         `warnings`, the headline metrics (`accuracy`; `precision`, `recall`, `f1`
         macro-averaged), `n`, `seconds`, `init_seconds`, `predict_seconds`,
         `peak_rss_mb`, the zip's hash, size and members, and how it was run.
+
+    Raises:
+        CodapackError: --sandbox docker cannot run here (no docker, no engine, no image), before anything runs.
     """
+    options = docker_ready(options, profile)
     dataset = load_dataset(data_path, profile)
     indices = np.arange(len(dataset)) if options.split == "all" else split_for(dataset, profile)[options.split]
     images, labels = dataset.subset(indices)
@@ -154,7 +167,11 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
         (and `probabilities` when asked for and available) as numpy arrays;
         `log`, the path of the log file, for a verdict other than OK.
         A zip that cannot be read or is unsafe gets the verdict BAD_ZIP.
+
+    Raises:
+        CodapackError: --sandbox docker cannot run here (no docker, no engine, no image), before anything runs.
     """
+    options = docker_ready(options, profile)
     workdir = options.workdir or profile.platform_workdir
     limit = options.time_limit_s or profile.time_limit_s
     if options.memory_limit_mb is None:
@@ -162,6 +179,8 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
     size = os.path.getsize(zip_path) if os.path.isfile(zip_path) else 0
     result = {"verdict": OK, "error": None, "warnings": [], "n": int(len(images)), "zip": os.path.abspath(zip_path),
               "zip_bytes": size, "env": options.env, "workdir": workdir, "time_limit_s": limit}
+    if options.sandbox == sandbox.DOCKER:
+        result["docker_image"] = options.docker_image
     if os.path.isfile(zip_path):
         result.update(zip_sha256=file_sha256(zip_path))
     try:
@@ -202,8 +221,36 @@ def run_submission(zip_path, images, profile, options=HarnessOptions()):
     return result
 
 
+def docker_ready(options, profile):
+    """`options` with the Docker image filled in, once Docker can run it; unchanged for the other sandboxes.
+
+    Raises:
+        CodapackError: one line naming what is missing (the image's name, docker, its engine, the
+            image itself) and the fix; asking for Docker never falls back to another sandbox.
+    """
+    if options.sandbox not in sandbox.MODES:
+        raise CodapackError(f"`sandbox` should be one of {sandbox.MODES}. Received: {options.sandbox!r}")
+    if options.sandbox != sandbox.DOCKER:
+        return options
+    if options.env != AUTO or options.python:
+        chosen = f"python {options.python}" if options.python else f"--env {options.env}"
+        raise CodapackError(f"{chosen} does not apply with --sandbox docker: the platform's image runs the "
+                            "submission in its own Python. Leave out --env, or use another sandbox")
+    image = options.docker_image or profile.platform_image
+    if not image:
+        raise CodapackError(f"--sandbox docker needs the platform's Docker image: pass --docker-image IMAGE or set "
+                            f"`platform.image` in {profile.source or 'the profile'} (Codabench's default image is "
+                            f"{CODABENCH_DEFAULT_IMAGE}, unless the competition names its own)")
+    problem = sandbox.docker_problem(image)
+    if problem:
+        raise CodapackError(problem)
+    return dataclasses.replace(options, docker_image=image)
+
+
 def _environment(options, profile, submission, warnings):
     """(env name, interpreter) for the run; `auto` picks the target for zips that ship saved models."""
+    if options.sandbox == sandbox.DOCKER:
+        return DOCKER_ENV, sandbox.IMAGE_PYTHON
     if options.python:
         return options.env, options.python
     models = saved_models(submission)
@@ -238,7 +285,8 @@ def _run_in(scratch, submission, images, python, workdir, limit, options, visibl
            "result": files["result"], "output_dir": output, "batch_check": options.batch_check,
            "probabilities": files["probabilities"] if options.probabilities else None}
     return run_worker(python, job, cwd, limit, len(images), run_dir=visible or scratch, network=options.network,
-                      sandbox_mode=options.sandbox, memory_limit_mb=options.memory_limit_mb or None), files
+                      sandbox_mode=options.sandbox, memory_limit_mb=options.memory_limit_mb or None,
+                      image=options.docker_image), files
 
 
 def _failed(outcome):

@@ -3,11 +3,13 @@
 The worker runs walled in (`tools/sandbox.py`); the harness watches the whole
 process tree: its memory (peak, and an optional limit) and, on time-out,
 memory limit, Ctrl-C or any error of the harness, one kill for every process
-in it.
+in it. A Docker container is out of its sight: the engine enforces the memory
+limit there, and the container is killed by its name.
 """
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -25,6 +27,8 @@ OUTPUT_TAIL_BYTES = 256 * 1024
 # Stages that start once predict has returned: the platform's clock has stopped.
 AFTER_PREDICT = ("predicted", "batch_check", "done")
 SAMPLE_S = 0.1
+# Exit statuses of `docker run` itself: the engine refused (125), or the image's command could not run (126, 127).
+DOCKER_RUN_FAILED = (125, 126, 127)
 
 
 def platform_environment():
@@ -35,11 +39,11 @@ def platform_environment():
 
 
 def run_worker(python, job, cwd, limit, n, *, run_dir=None, network=False, sandbox_mode=sandbox.AUTO,
-               memory_limit_mb=None):
+               memory_limit_mb=None, image=None):
     """Run the worker on `job` and wait at most `limit` seconds.
 
     Args:
-        python: the interpreter playing the platform.
+        python: the interpreter playing the platform (with "docker", the image's own runs whatever this says).
         job: the worker's job dict (see platform_worker.py); written next to its result file.
         cwd: the working directory of the run.
         limit: seconds for Model() plus predict; at the limit the worker and
@@ -48,49 +52,110 @@ def run_worker(python, job, cwd, limit, n, *, run_dir=None, network=False, sandb
         run_dir: the folder the submission may see and write (holds the job's files);
             the job file's folder when None.
         network: let the submission reach the network.
-        sandbox_mode: "auto" or "none" (see tools/sandbox.py).
+        sandbox_mode: "auto", "docker" or "none" (see tools/sandbox.py).
         memory_limit_mb: kill the run once its processes hold more memory than this; None: no limit.
+            With "docker" the engine enforces it (`--memory`) and nothing is sampled.
+        image: the Docker image, for "docker".
 
     Returns:
         A dict: `timed_out`, `memory_exceeded`, `returncode`, `signal` (the name of the signal
         that ended the worker, or None), `seconds` (until predict returned, or the worker
         ended), `limit_s`, `memory_limit_mb`, `peak_tree_mb` (peak resident memory of all its
-        processes, sampled), `log` (the tail of the run's output), `worker` (its result file,
-        or {}), `last_stage`, `checks_timed_out` (the checks after predict, which get a limit
-        of their own, were killed), `sandbox_warning`.
+        processes, sampled; None with "docker"), `log` (the tail of the run's output), `worker`
+        (its result file, or {}), `last_stage`, `checks_timed_out` (the checks after predict, which
+        get a limit of their own, were killed), `sandbox_warning`, `docker` (it ran in a container).
     """
     job_path = job["result"] + ".job.json"
     with open(job_path, "w", encoding="utf-8") as f:
         json.dump(job, f)
-    read_fd, write_fd = os.pipe()
-    argv, env, warning = sandbox.wrap([python, "-I", WORKER, job_path, str(write_fd)],
+    docker = sandbox_mode == sandbox.DOCKER
+    container = sandbox.container_name() if docker else None
+    channel = FifoChannel(job["result"] + ".progress") if docker else PipeChannel()
+    argv, env, warning = sandbox.wrap([python, "-I", WORKER, job_path, channel.argument],
                                       run_dir=run_dir or os.path.dirname(job_path), cwd=cwd,
-                                      env=platform_environment(), network=network, sandbox=sandbox_mode)
+                                      env=platform_environment(), network=network, sandbox=sandbox_mode,
+                                      image=image, container=container, memory_limit_mb=memory_limit_mb)
     started = time.perf_counter()
-    process = subprocess.Popen(argv, cwd=cwd, env=env, pass_fds=(write_fd,), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    os.close(write_fd)
+    try:
+        process = subprocess.Popen(argv, cwd=cwd, env=env, pass_fds=channel.pass_fds, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        channel.started()
     watch = _Watch(process, memory_limit_mb)
     log, stages, predicted = OutputTail(OUTPUT_TAIL_BYTES), ["start"], threading.Event()
-    readers = [threading.Thread(target=_follow_worker, args=(read_fd, n, stages, predicted), daemon=True),
-               threading.Thread(target=log.read_all, args=(process.stdout,), daemon=True),
-               threading.Thread(target=watch.run, daemon=True)]
+    readers = [threading.Thread(target=_follow_worker, args=(channel.read_fd, n, stages, predicted, channel.last_line),
+                                daemon=True),
+               threading.Thread(target=log.read_all, args=(process.stdout,), daemon=True)]
+    if not docker:  # a container's processes are not ours to see; the engine enforces its memory limit
+        readers.append(threading.Thread(target=watch.run, daemon=True))
     for reader in readers:
         reader.start()
     try:
-        timed_out = not _wait_for_predict(process, predicted, limit)
+        timed_out = not _wait_for_predict(process, predicted, limit, container)
         seconds = time.perf_counter() - started
-        checks_timed_out = not timed_out and not _wait_for_exit(process, limit)
+        checks_timed_out = not timed_out and not _wait_for_exit(process, limit, container)
     finally:  # also on Ctrl-C and on any error of the harness itself
-        end_tree(process)
+        end_tree(process, container)
+        channel.ended()
     for reader in readers:
         reader.join(timeout=5)
     worker = read_result(job["result"])
     return {"timed_out": timed_out and not watch.exceeded, "memory_exceeded": watch.exceeded,
             "returncode": process.returncode, "signal": signal_name(process.returncode),
             "seconds": seconds, "limit_s": limit, "memory_limit_mb": memory_limit_mb,
-            "peak_tree_mb": watch.peak_mb, "log": log.text(), "worker": worker, "last_stage": stages[-1],
-            "checks_timed_out": checks_timed_out, "sandbox_warning": warning}
+            "peak_tree_mb": None if docker else watch.peak_mb, "log": log.text(), "worker": worker,
+            "last_stage": stages[-1], "checks_timed_out": checks_timed_out, "sandbox_warning": warning,
+            "docker": docker}
+
+
+class PipeChannel:
+    """The worker's progress channel with bubblewrap or none: an inherited pipe, named by its descriptor.
+
+    The reader sees the end once every process of the run has closed the pipe.
+    """
+
+    last_line = None
+
+    def __init__(self):
+        self.read_fd, self._write_fd = os.pipe()
+        self.argument, self.pass_fds = str(self._write_fd), (self._write_fd,)
+
+    def started(self):
+        """The worker holds its own copy now (or never will): ours would hide the end from the reader."""
+        os.close(self._write_fd)
+
+    def ended(self):
+        pass
+
+
+class FifoChannel:
+    """The progress channel with Docker, where no descriptor crosses into the container: a named pipe.
+
+    It lies in the run folder, which the container mounts. The harness opens it read-write, so that
+    its open never blocks and its reader never sees an end, even if the worker never opens it; once
+    the run has ended, a line only the harness knows (`last_line`) stops the reader.
+    """
+
+    pass_fds = ()
+
+    def __init__(self, path):
+        os.mkfifo(path, 0o600)
+        self.argument = path
+        self.read_fd = os.open(path, os.O_RDWR)
+        self._end_fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # never blocks: a reader exists
+        self.last_line = f"end {secrets.token_hex(16)}"
+
+    def started(self):
+        pass
+
+    def ended(self):
+        """Stop the reader; a reader already gone, or a full pipe, leaves that to the join's time-out."""
+        try:
+            os.write(self._end_fd, (self.last_line + "\n").encode())
+        except OSError:
+            pass
+        finally:
+            os.close(self._end_fd)
 
 
 def read_result(path):
@@ -108,13 +173,16 @@ def read_result(path):
     return result if isinstance(result, dict) else {}
 
 
-def end_tree(process):
+def end_tree(process, container=None):
     """Kill every process below `process`, then `process` itself, and reap it.
 
     Once `process` has ended (bwrap and reaper.py take their processes with them), its pid may be
-    reused by a stranger, whose children must not be touched.
+    reused by a stranger, whose children must not be touched. A container (`container`, its name)
+    holds no process of ours: killing `docker run` leaves it running, so it is killed by name first.
     """
     if process.poll() is None:
+        if container:
+            sandbox.kill_container(container)
         process_tree.kill_below(process.pid)
         process.kill()
     process.wait()
@@ -149,24 +217,24 @@ class _Watch:
             time.sleep(SAMPLE_S)
 
 
-def _wait_for_predict(process, predicted, limit):
+def _wait_for_predict(process, predicted, limit, container=None):
     """Wait until predict returns or the worker ends; False (and the worker killed) at the limit."""
     deadline = time.perf_counter() + limit
     while process.poll() is None and not predicted.is_set():
         left = deadline - time.perf_counter()
         if left <= 0:
-            end_tree(process)
+            end_tree(process, container)
             return False
         predicted.wait(min(left, 0.05))
     return True
 
 
-def _wait_for_exit(process, limit):
+def _wait_for_exit(process, limit, container=None):
     try:
         process.wait(timeout=limit)
         return True
     except subprocess.TimeoutExpired:
-        end_tree(process)
+        end_tree(process, container)
         return False
 
 
@@ -190,11 +258,13 @@ class OutputTail:
         return f"[... {dropped} earlier bytes of output dropped ...]\n{tail}" if dropped else tail
 
 
-def _follow_worker(read_fd, n, stages, predicted):
-    """Read the worker's stage and progress lines, showing prediction progress as a bar."""
-    with os.fdopen(read_fd) as pipe, tqdm(total=n, desc="predict", unit="img", leave=False,
-                                          disable=None) as bar:
+def _follow_worker(read_fd, n, stages, predicted, last_line=None):
+    """Read the worker's stage and progress lines up to `last_line`, showing prediction progress as a bar."""
+    with os.fdopen(read_fd, errors="replace") as pipe, tqdm(total=n, desc="predict", unit="img", leave=False,
+                                                            disable=None) as bar:
         for line in pipe:
+            if last_line is not None and line.rstrip("\n") == last_line:
+                return
             kind, *values = line.split() or [""]
             try:
                 if kind == "stage":
@@ -208,17 +278,29 @@ def _follow_worker(read_fd, n, stages, predicted):
 
 
 def crash_message(outcome):
-    """What ended a worker that left no result: a memory limit or a signal, with the peak memory; else None."""
+    """What ended a worker that left no result: a memory limit, a signal or docker itself; else None."""
     if outcome["worker"].get("stage") == "done" and not outcome["memory_exceeded"]:
         return None
-    peak = _size(outcome["peak_tree_mb"])
     where = f" in stage `{outcome['last_stage']}`"
     if outcome["memory_exceeded"]:
         return (f"killed{where}: its processes held more than the {_size(outcome['memory_limit_mb'])} memory "
                 f"limit (--memory-limit or the profile's limits.memory_limit_mb)")
-    name = outcome["signal"]
-    if outcome["worker"] or name is None:
+    if outcome["worker"]:
         return None  # the worker reported its own error
+    if outcome.get("docker") and outcome["returncode"] in DOCKER_RUN_FAILED:
+        said = [line.strip() for line in outcome["log"].splitlines() if line.strip()]
+        return (f"docker run failed (exit status {outcome['returncode']}): "
+                f"{said[-1][:150] if said else 'it said nothing'}")
+    name = outcome["signal"]
+    if name is None:
+        return None
+    if outcome["peak_tree_mb"] is None:  # a container: the engine's memory limit kills unseen
+        limit = outcome["memory_limit_mb"]
+        cause = (f", probably at the {_size(limit)} memory limit docker enforces (--memory-limit or the profile's "
+                 "limits.memory_limit_mb)" if limit else ", probably out of memory")
+        return (f"killed by {name}{where}{cause if name == 'SIGKILL' else ''} (peak memory is not sampled "
+                "with --sandbox docker)")
+    peak = _size(outcome["peak_tree_mb"])
     if name == "SIGKILL":
         return f"killed by SIGKILL{where}, probably out of memory at {peak} (peak seen)"
     return f"killed by {name}{where} (peak memory {peak})"

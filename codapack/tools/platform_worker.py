@@ -4,15 +4,18 @@ Run by `tools/harness.py`, never imported by it: this file uses only the
 standard library and numpy, as the platform's ingestion does, so it also runs
 in the target environment where codapack is not installed.
 
-    python -I platform_worker.py JOB.json PROGRESS_FD
+    python -I platform_worker.py JOB.json PROGRESS
 
 JOB.json names the submission folder, the input `.npy`, where to write the
-predictions and the result, and which extra checks to run. Only the submission
-folder goes on `sys.path`; codapack's own packages cannot be imported (the
-platform has none of them). The worker times `from model import Model;
-Model()` and `predict(X)`, notes every relative path the submission opens,
-lists, globs or probes, and, after the timed run, checks on a few samples that
-predictions do not depend on the batch they came in.
+predictions and the result, and which extra checks to run; PROGRESS is the
+harness's channel for stage and progress lines: an inherited pipe's descriptor
+number, or, where no descriptor can cross (a Docker container), the path of a
+named pipe in the run folder. Only the submission folder goes on `sys.path`;
+codapack's own packages cannot be imported (the platform has none of them).
+The worker times `from model import Model; Model()` and `predict(X)`, notes
+every relative path the submission opens, lists, globs or probes, and, after
+the timed run, checks on a few samples that predictions do not depend on the
+batch they came in.
 """
 
 import functools
@@ -132,7 +135,14 @@ def write_result(result, path):
     os.replace(path + ".partial", path)
 
 
-def main(job_path, progress_fd):
+def open_channel(progress):
+    """The harness's line channel: a descriptor number (bubblewrap, no sandbox) or a named pipe's path (docker)."""
+    if progress.isdigit():
+        return os.fdopen(int(progress), "w", buffering=1)
+    return open(progress, "w", buffering=1, encoding="utf-8")  # the harness holds it open: no wait
+
+
+def main(job_path, progress):
     with open(job_path, encoding="utf-8") as f:
         job = json.load(f)
     sys.meta_path.insert(0, BlockProjectImports())
@@ -142,7 +152,7 @@ def main(job_path, progress_fd):
     X = np.load(job["input"], allow_pickle=False)
     result = {"relative_paths": []}
     # Line protocol to the harness: "stage NAME" as each stage starts, "progress DONE TOTAL" per batch.
-    channel = os.fdopen(int(progress_fd), "w", buffering=1)
+    channel = open_channel(progress)
 
     def enter(stage):
         result["stage"] = stage

@@ -1,8 +1,12 @@
 """Run one command as a subreaper and take all of its processes down with it.
 
-    python -I reaper.py COMMAND...
+    python -I reaper.py PARENT_PID [--docker-kill NAME] COMMAND...
 
-The harness's launcher where no sandbox is available (see tools/sandbox.py).
+The harness's launcher where no sandbox is available (see tools/sandbox.py),
+and the guard of `docker run` with --sandbox docker: a container is no process
+of ours, so with `--docker-kill NAME`, on a signal (the harness's death
+included) it runs `docker kill NAME` before it kills its own processes.
+
 As a child subreaper (prctl PR_SET_CHILD_SUBREAPER), this process inherits
 every orphan below it, `setsid` or double-fork included, so it can always find
 and kill them. It kills them all when the command ends, on SIGTERM or SIGINT
@@ -21,6 +25,8 @@ import process_tree  # noqa: E402  (standard library only, beside this file)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+DOCKER_KILL = "--docker-kill"
+_container = None  # the container to kill on the way out (--docker-kill)
 
 
 def _prctl(option, value):
@@ -30,11 +36,19 @@ def _prctl(option, value):
 
 
 def _end_all(signum, frame):
+    if _container:
+        try:
+            subprocess.run(["docker", "kill", _container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
     process_tree.kill_below(os.getpid(), reap=True)
     os._exit(128 + signum)
 
 
-def main(command, parent):
+def main(command, parent, container=None):
+    global _container
+    _container = container
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -60,5 +74,13 @@ def _inherited_fds():
     return tuple(found)
 
 
+def _parse(args):
+    """(command, parent pid, container name or None) from the command line."""
+    parent, rest = int(args[0]), args[1:]
+    if rest[:1] == [DOCKER_KILL]:
+        return rest[2:], parent, rest[1]
+    return rest, parent, None
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[2:], int(sys.argv[1])))
+    sys.exit(main(*_parse(sys.argv[1:])))
