@@ -24,6 +24,7 @@ from codapack.tools import platform_process, sandbox
 from codapack.tools.harness import HarnessOptions, run_harness
 from tests import fake_docker
 from tests.conftest import TINY_PROFILE, make_zip, processes_with
+from tests.test_harness_sandbox import STUBBORN_MODEL
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = "codapack-test/platform:1"
@@ -35,21 +36,6 @@ class Model:
     def predict(self, X):
         X = np.asarray(X, dtype=np.float64)
         return (X.reshape(len(X), -1).mean(axis=1) // 7).astype(np.int64) % 4
-"""
-
-# A grandchild that leaves the process group and session, as a daemon would.
-STUBBORN_MODEL = """
-import os, subprocess, sys, time
-import numpy as np
-class Model:
-    def __init__(self):
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)  # {marker}"],
-                         start_new_session=True)
-        if os.fork() == 0:
-            os.setsid()
-            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)  # {marker}"])
-    def predict(self, X):
-        time.sleep(600)  # {marker}
 """
 
 
