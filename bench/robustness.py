@@ -42,13 +42,12 @@ def cleaned_kit(data, folder, profile):
 def package_and_score(records, data, profile, *, verify, tta="none"):
     """The README's package (verified in the platform's versions) and harness steps: the harness result.
 
-    `records` is one run record, or several packaged as one averaging ensemble.
+    `records`: the run records packaged as one zip (several: one averaging ensemble).
     """
     from codapack.tools.harness import run_harness
     from codapack.tools.package import package_runs
     from codapack.tools.verify import sample_images, verify_zip
 
-    records = records if isinstance(records, list) else [records]
     zip_path = package_runs([r["dir"] for r in records], records[0]["dir"] + f".{len(records)}.zip", tta=tta)["path"]
     if verify:
         report = verify_zip(zip_path, profile, sample_images(profile, data)[0], log=lambda message: None)
@@ -58,14 +57,13 @@ def package_and_score(records, data, profile, *, verify, tta="none"):
 
 
 def shift_rows(records, data, profile, label, scored, rounds=ROUNDS, tta="none"):
-    """Rows for one trained run, or an ensemble of several: its zip's clean test accuracy, held-out and
-    trained family accuracy."""
+    """Rows for the run records scored together (one, or an ensemble): the zip's clean test accuracy,
+    held-out and trained family accuracy."""
     from codapack.dataset import load_dataset
     from codapack.evaluator.ensemble import load_ensemble
     from codapack.evaluator.evaluation import split_indices
     from codapack.evaluator.robustness import shifted_estimate, trained_families_of
 
-    records = records if isinstance(records, list) else [records]
     dataset = load_dataset(data, profile)
     images, labels = dataset.subset(split_indices(records[0], dataset, "test"))
     model = load_ensemble(records, profile, tta=tta)
@@ -83,36 +81,37 @@ def shift_rows(records, data, profile, label, scored, rounds=ROUNDS, tta="none")
 def recipe_rows(recipe, data, folder, profile, tta="d4", runs=None):
     """Clean, train `recipe`, package (with `tta`) and verify, score: `shift_rows` plus the minutes all that took.
 
-    The run's record is appended to `runs` (a list) when one is given, for `ensemble_rows`.
+    The run's (record, minutes) is appended to `runs` (a list) when one is given, for `ensemble_rows`.
     """
     from codapack.trainer.config import load_config, resolve_config_path
     from codapack.trainer.run_dir import read_run
     from codapack.trainer.training import train_run
 
     path = resolve_config_path(recipe)
+    name = os.path.splitext(os.path.basename(path))[0]  # a recipe given as a path names its run, never overwrites it
     overrides = [f"model.weights={MOBILENET_WEIGHTS}"] if load_config(path).weights == "imagenet" else []
     started = time.perf_counter()
     cleaned, removed = cleaned_kit(data, folder, profile)
-    record = read_run(train_run(load_config(path, overrides), cleaned, os.path.join(folder, recipe), profile,
+    record = read_run(train_run(load_config(path, overrides), cleaned, os.path.join(folder, name), profile,
                                 overwrite=True)["dir"])
-    scored = package_and_score(record, cleaned, profile, verify=True, tta=tta)
+    scored = package_and_score([record], cleaned, profile, verify=True, tta=tta)
     minutes = (time.perf_counter() - started) / 60  # the shift estimate below is the benchmark's, not the user's
     if runs is not None:
-        runs.append(dict(record, minutes=minutes))
-    return shift_rows(record, cleaned, profile, f"{recipe} (TTA {tta})", scored, tta=tta) + [
-        Row("robustness", f"{recipe}: minutes from training_set.npz to a scored zip", minutes, "min",
+        runs.append((record, minutes))
+    return shift_rows([record], cleaned, profile, f"{name} (TTA {tta})", scored, tta=tta) + [
+        Row("robustness", f"{name}: minutes from training_set.npz to a scored zip", minutes, "min",
             note=f"inspect + clean ({removed} dropped), {record['training']['epochs_run']} epochs "
                  f"({record['training']['seconds'] / 60:.1f} min of training), package + verify, harness"),
-        *augmentation_cost_rows(record, recipe)]
+        *augmentation_cost_rows(record, name)]
 
 
 def ensemble_rows(runs, profile, tta="d4"):
     """The recipes' runs packaged as one averaging ensemble: `shift_rows`, and the minutes of its members."""
-    cleaned = runs[0]["data"]["path"]  # the file every member trained on
-    records = [{k: v for k, v in run.items() if k != "minutes"} for run in runs]
+    records = [record for record, _ in runs]
+    cleaned = records[0]["data"]["path"]  # the file every member trained on
     label = " + ".join(record["name"] for record in records)
     scored = package_and_score(records, cleaned, profile, verify=True, tta=tta)
-    minutes = sum(run["minutes"] for run in runs)
+    minutes = sum(member_minutes for _, member_minutes in runs)
     return shift_rows(records, cleaned, profile, f"ensemble {label} (TTA {tta})", scored, tta=tta) + [
         Row("robustness", f"ensemble {label}: minutes, the members' sum", minutes, "min",
             note="each member's own clean, train, package and harness")]
@@ -154,10 +153,10 @@ def main(recipes, kit_folder, tta, ensemble, results_path):
     with tempfile.TemporaryDirectory(prefix="codapack-bench-") as folder:
         for recipe in recipes:
             rows += recipe_rows(recipe, data, folder, profile, tta=tta, runs=runs)
-            click.echo(format_rows(rows))
+            click.echo(format_rows(rows), err=True)  # progress: the whole table goes to stdout once, at the end
         if ensemble and len(runs) > 1:
             rows += ensemble_rows(runs, profile, tta=tta)
-            click.echo(format_rows(rows))
+    click.echo(format_rows(rows))
     if results_path:
         with open(results_path, "w", encoding="utf-8") as f:
             f.write("# Robustness benchmark\n\n```\n" + format_rows(rows) + "\n```\n")

@@ -163,8 +163,8 @@ def _robustness_rows(data, folder, fast_run, quick):
     profile = load_profile()
     label = "quick CNN (raw file)" if quick else "mobilenet_v2_fast_cpu"
     data_path = fast_run["data"]["path"]
-    scored = package_and_score(fast_run, data_path, profile, verify=False)
-    rows = shift_rows(fast_run, data_path, profile, label, scored, rounds=1 if quick else 5)
+    scored = package_and_score([fast_run], data_path, profile, verify=False)
+    rows = shift_rows([fast_run], data_path, profile, label, scored, rounds=1 if quick else 5)
     if not quick:
         runs = []
         for recipe in ("robust_cpu", "mobilenet_v2_robust_cpu"):

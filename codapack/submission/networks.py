@@ -139,6 +139,35 @@ class ReverseChannels(keras.layers.Layer):
         return keras.ops.flip(inputs, axis=-1)
 
 
+class FlatField(keras.layers.Layer):
+    """Divide an image by a smooth estimate of its illumination, as microscopists' flat-field correction does.
+
+    The estimate is the image's brightness (the mean of its channels) averaged over
+    `window` x `window` tiles and interpolated back bilinearly. Light that falls off
+    towards the edges or across the field multiplies every channel by a slowly varying
+    factor; dividing by the estimate undoes it while keeping the ratios between
+    channels (the stain's colour) and all detail finer than the window.
+
+    Args:
+        window: tile side in pixels; it should exceed the detail the classes differ by.
+        epsilon: added to the estimate (pixels in 0..1), so nearly black tiles are not blown up.
+    """
+
+    def __init__(self, window=16, epsilon=0.05, **kwargs):
+        super().__init__(**kwargs)
+        self.window, self.epsilon = int(window), float(epsilon)
+
+    def call(self, inputs):
+        height, width = inputs.shape[1], inputs.shape[2]
+        brightness = keras.ops.mean(inputs, axis=-1, keepdims=True)
+        tiles = keras.ops.average_pool(brightness, self.window, strides=self.window, padding="same")
+        field = keras.ops.image.resize(tiles, (height, width), interpolation="bilinear")
+        return inputs / (field + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "window": self.window, "epsilon": self.epsilon}
+
+
 def preprocess(x, mode, size=None):
     """The first layers of a network: resize up to `size`, then scale as its weights expect.
 
@@ -236,7 +265,7 @@ for _name, _spec in applications.APPLICATIONS.items():
 
 @register("baseline_cnn", "unit", "scratch")
 def baseline_cnn(input_shape, num_classes, filters=(32, 64, 128, 256), dense=(128,), dropout=0.3,
-                 stem_stride=1, bn_momentum=0.9, convs=None, standardize=False):
+                 stem_stride=1, bn_momentum=0.9, convs=None, standardize=False, flat_field=0):
     """A plain VGG-style CNN: blocks of conv, batch norm, ReLU and max pooling.
 
     Args:
@@ -255,12 +284,17 @@ def baseline_cnn(input_shape, num_classes, filters=(32, 64, 128, 256), dense=(12
             haze or per-channel stain gain, an affine map of a channel's values, is then
             undone before the first convolution (up to the epsilon of 1e-3, which keeps
             nearly flat images from having their noise blown up).
+        flat_field: before standardising, divide by the illumination estimated over tiles of
+            this many pixels (`FlatField`); 0 is off. Uneven light and vignetting, a smooth
+            factor across the field that standardising cannot undo, then cancel out too.
 
     Returns:
         An uncompiled `keras.Model`.
     """
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = keras.layers.Rescaling(1.0 / 255.0, name="scale_0_1")(inputs)
+    if flat_field:
+        x = FlatField(flat_field, name="flat_field")(x)
     if standardize:
         x = keras.layers.LayerNormalization(axis=(1, 2), center=False, scale=False, epsilon=1e-3,
                                             name="standardize")(x)

@@ -124,7 +124,8 @@ class ConfigTuner(keras_tuner.engine.base_tuner.BaseTuner):
             try:
                 config = config_from_raw(raw, self.search_settings.config_path,
                                          tuple(self.search_settings.overrides) + tuple(edits))
-                self.dataset = self.dataset or load_dataset(self.search_settings.data_path, self.profile)
+                if self.dataset is None:  # loaded once, by the first trial that trains
+                    self.dataset = load_dataset(self.search_settings.data_path, self.profile)
                 record = train_run(config, self.dataset, out, self.profile,
                                    resume=Checkpoint(out).exists(), initial_weights=initial_weights,
                                    extra={"trial": {"id": trial.trial_id, "values": values}})
