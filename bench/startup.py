@@ -47,8 +47,9 @@ if os.path.exists("weights.keras"):
     network = timed("load_model: config, build, weights", lambda: keras.models.load_model("weights.keras"))
     timed("first batch: predict's tracing", lambda: network.predict(X, verbose=0))
 else:
-    model = timed("model.py, manifest", lambda: __import__("model"))
-    manifest = model._read_manifest()
+    model = timed("model.py", lambda: __import__("model"))
+    manifest = timed("manifest.py, manifest.json",
+                     lambda: model._load_sibling_module(model.MANIFEST_FILE).read_manifest(folder))
     networks = (timed("networks.py", lambda: model._load_sibling_module(model.NETWORKS_FILE))
                 if model.needs_networks(manifest) else None)
     compiled = timed("compiled.py, tta.py", lambda: (model._load_sibling_module(model.COMPILED_FILE),
