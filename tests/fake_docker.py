@@ -24,6 +24,7 @@ STATE/images.json lists the images "pulled"; no engine running means
 import csv
 import ctypes
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -34,6 +35,18 @@ import sys
 import threading
 
 HERE = os.path.abspath(__file__)
+
+
+def _process_tree():
+    """codapack's stdlib-only process_tree, loaded by path: this file also runs as a bare script."""
+    path = os.path.join(os.path.dirname(os.path.dirname(HERE)), "codapack", "tools", "process_tree.py")
+    spec = importlib.util.spec_from_file_location("fake_docker_process_tree", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+process_tree = _process_tree()
 STATE_ENV = "FAKE_DOCKER_STATE"
 VALUE_FLAGS = {"--name", "--network", "--cap-drop", "--security-opt", "--tmpfs", "--user", "-e", "--env",
                "--mount", "-w", "--workdir", "--memory", "--memory-swap", "--pull"}
@@ -298,7 +311,7 @@ def container_init(command):
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
     def end(signum, frame):
-        _kill_below(os.getpid())
+        process_tree.kill_below(os.getpid(), reap=True)
         os._exit(128 + signal.SIGKILL)  # `docker kill` sends SIGKILL: the container's status is 137
 
     signal.signal(signal.SIGTERM, end)
@@ -308,41 +321,8 @@ def container_init(command):
         print(f"exec: {command[0]}: {exc.strerror}", file=sys.stderr)
         return 127
     status = child.wait()
-    _kill_below(os.getpid())
+    process_tree.kill_below(os.getpid(), reap=True)
     return 128 - status if status < 0 else status
-
-
-def _kill_below(root):
-    for _ in range(50):
-        pids = _descendants(root)
-        if not pids:
-            return
-        for pid in pids:
-            _signal(pid, signal.SIGKILL)
-        while True:
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except ChildProcessError:
-                break
-
-
-def _descendants(root):
-    children = {}
-    for name in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if name.isdigit() and fields[0] not in (b"Z", b"X"):
-            children.setdefault(int(fields[1]), []).append(int(name))
-    found, queue = [], list(children.get(root, []))
-    while queue:
-        pid = queue.pop()
-        found.append(pid)
-        queue.extend(children.get(pid, []))
-    return found
 
 
 if __name__ == "__main__":

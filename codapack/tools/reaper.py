@@ -22,10 +22,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import process_tree  # noqa: E402  (standard library only, beside this file)
+import sandbox  # noqa: E402  (standard library only, beside this file)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-DOCKER_KILL = "--docker-kill"
 _container = None  # the container to kill on the way out (--docker-kill)
 
 
@@ -37,11 +37,7 @@ def _prctl(option, value):
 
 def _end_all(signum, frame):
     if _container:
-        try:
-            subprocess.run(["docker", "kill", _container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+        sandbox.kill_container(_container)
     process_tree.kill_below(os.getpid(), reap=True)
     os._exit(128 + signum)
 
@@ -77,7 +73,7 @@ def _inherited_fds():
 def _parse(args):
     """(command, parent pid, container name or None) from the command line."""
     parent, rest = int(args[0]), args[1:]
-    if rest[:1] == [DOCKER_KILL]:
+    if rest[:1] == [sandbox.REAPER_DOCKER_KILL]:
         return rest[2:], parent, rest[1]
     return rest, parent, None
 

@@ -35,6 +35,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REAPER = os.path.join(HERE, "reaper.py")
+REAPER_DOCKER_KILL = "--docker-kill"  # reaper.py's option: the container it kills if the harness dies
 AUTO, DOCKER, NONE = "auto", "docker", "none"
 MODES = (AUTO, DOCKER, NONE)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/sys")
@@ -197,7 +198,7 @@ def _docker_wrap(command, run_dir, cwd, env, network, image, container, memory_l
         argv += ["-e", f"{key}={value}"]
     argv += ["--mount", _bind(run_dir), "--mount", _bind(worker, readonly=True), "-w", cwd, image,
              IMAGE_PYTHON, *command[1:]]
-    guard = [sys.executable, "-I", REAPER, str(os.getpid()), "--docker-kill", container]
+    guard = [sys.executable, "-I", REAPER, str(os.getpid()), REAPER_DOCKER_KILL, container]
     return guard + argv, dict(os.environ), None
 
 
