@@ -21,17 +21,18 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TRAIN_IMAGES = 8371  # the cleaned kit's train split
-RECIPES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "codapack", "trainer",
-                           "recipes")
 RECIPES = ("robust_cpu", "mobilenet_v2_robust_cpu", "robust_gpu")
 
 
 def recipe_network(name):
     """(architecture, options, epochs that run the whole network) read from the recipe's TOML.
 
-    Read with tomllib rather than codapack's config loader, which needs TensorFlow.
+    Read with tomllib rather than `load_config`, whose checks import TensorFlow (a lent GPU machine may
+    have none); the module itself imports without it.
     """
     import tomllib
+
+    from codapack.trainer.config import RECIPES_DIR
 
     with open(os.path.join(RECIPES_DIR, f"{name}.toml"), "rb") as f:
         raw = tomllib.load(f)
