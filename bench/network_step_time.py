@@ -8,7 +8,8 @@ then the best of the timed ones, for each network at the size its recipe runs
 it. The input pipeline (tf.data augmentation) is not part of it: it needs
 TensorFlow, which a lent GPU machine may lack, and it runs on the CPU cores
 beside the accelerator. The projection multiplies the time per image by the
-images a recipe's phases train on.
+images a recipe's phases train on; every layer trains here, so a recipe that
+fine-tunes only part of a backbone takes less.
 """
 
 import os
