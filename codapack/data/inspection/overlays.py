@@ -62,11 +62,14 @@ class Overlay:
         indices: sorted member indices.
         scores: each member's robust z-score along the group's direction.
         score: the group's score, the median of `scores`.
+        cut: the z-score that admitted members: the threshold, or higher where the
+            rest's tail reaches past it (see `_cut_level`).
     """
 
     indices: np.ndarray
     scores: np.ndarray
     score: float
+    cut: float = DEFAULT_THRESHOLD
 
 
 def overlay_groups(images, labels, num_classes, *, threshold=DEFAULT_THRESHOLD, min_size=20,
@@ -97,14 +100,14 @@ def overlay_groups(images, labels, num_classes, *, threshold=DEFAULT_THRESHOLD, 
         association = label_association(labels[overlay.indices], num_classes, labels)
         kind = "overlay" if association <= max_association else "class-tied"
         top_class = int(np.bincount(labels[overlay.indices]).argmax())
-        why = (f"a picture laid over {len(overlay.indices)} images: cross-fitted robust z-score >= {threshold:g} "
+        why = (f"a picture laid over {len(overlay.indices)} images: cross-fitted robust z-score >= {overlay.cut:g} "
                f"along the group's direction in the whitened class residuals, median {overlay.score:.1f} "
                f"(groups need {GROUP_MARGIN * threshold:g}, apart from the tail of the rest)")
         why += (", labels unrelated to content" if kind == "overlay" else
                 f"; labels mostly class {top_class} (association {association:.2f}): either a source laid over "
                 "that class only or a real look of it, which the data alone cannot tell; check the gallery")
         groups[kind].append(Group(name="", kind=kind, indices=overlay.indices, why=why, scores=overlay.scores,
-                                  score=overlay.score, threshold=threshold))
+                                  score=overlay.score, threshold=overlay.cut))
     for kind, members in groups.items():
         for number, group in enumerate(members, start=1):
             group.name = f"{kind}-{number}"
@@ -135,7 +138,7 @@ def find_overlays(residuals, *, threshold=DEFAULT_THRESHOLD, min_size=20, compon
                 continue
             overlay, z = _refined(whitened, proposal, threshold, rng)
             if overlay is not None and len(overlay.indices) >= min_size and _admitted(overlay, z, threshold):
-                admitted.append(overlay)
+                admitted.append(_above_tail(overlay, z, threshold))
     return _disjoint(sorted(admitted, key=lambda c: -c.score), min_size)
 
 
@@ -213,6 +216,39 @@ def _admitted(overlay, z, threshold):
     return overlay.score >= GROUP_MARGIN * threshold and len(overlay.indices) >= TAIL_FACTOR * _tail(z, threshold) + 1
 
 
+def _above_tail(overlay, z, threshold):
+    """The members above the level where the rest's tail, continued, leaves less than half an image."""
+    cut = _cut_level(z, threshold)
+    keep = overlay.scores >= cut
+    return Overlay(overlay.indices[keep], overlay.scores[keep], float(np.median(overlay.scores[keep])), cut)
+
+
+def _cut_level(z, threshold, expected_images=0.5):
+    """Lowest level, from the threshold in steps of a quarter of it, above which the tail puts < `expected_images`.
+
+    A natural tail along a source's direction can reach past the threshold;
+    a separated source sits well above it, so raising the cut to where the
+    tail runs out costs the source nothing and keeps those clean images out.
+    """
+    lower, upper = _bands(z, threshold)
+    if upper == 0:
+        return threshold
+    ratio = upper / lower  # below 1 for an admitted group
+    beyond = upper * ratio / (1 - ratio)
+    steps = 0
+    while beyond >= expected_images:
+        beyond *= ratio
+        steps += 1
+    return threshold * (1 + steps / 4)
+
+
+def _bands(z, threshold):
+    """Images in [threshold / 2, 3/4 threshold) and in [3/4 threshold, threshold)."""
+    lower = np.count_nonzero((z >= threshold / 2) & (z < 0.75 * threshold))
+    upper = np.count_nonzero((z >= 0.75 * threshold) & (z < threshold))
+    return lower, upper
+
+
 def _tail(z, threshold):
     """Images the bulk's tail would put at or above the threshold: the two bands below it, continued geometrically.
 
@@ -220,8 +256,7 @@ def _tail(z, threshold):
     lower one, the next bands hold r, r^2, ... times the upper one. A tail
     that does not thin out (r >= 1) makes any group above it a tail: infinite.
     """
-    lower = np.count_nonzero((z >= threshold / 2) & (z < 0.75 * threshold))
-    upper = np.count_nonzero((z >= 0.75 * threshold) & (z < threshold))
+    lower, upper = _bands(z, threshold)
     if upper == 0:
         return 0.0
     if upper >= lower:
@@ -242,12 +277,14 @@ def _disjoint(groups, min_size):
             scores = np.maximum(_scores_at(same, keep), _scores_at(group, keep))
             same.indices, same.scores = keep, scores
             same.score = float(np.median(scores))
+            same.cut = min(same.cut, group.cut)  # every member reached at least the lower one
     taken = np.zeros(0, dtype=int)
     result = []
     for group in merged:
         fresh = ~np.isin(group.indices, taken)
         if fresh.sum() >= min_size:
-            result.append(Overlay(group.indices[fresh], group.scores[fresh], float(np.median(group.scores[fresh]))))
+            result.append(Overlay(group.indices[fresh], group.scores[fresh], float(np.median(group.scores[fresh])),
+                                  group.cut))
             taken = np.union1d(taken, group.indices[fresh])
     return sorted(result, key=lambda g: -len(g.indices))
 
