@@ -16,7 +16,7 @@ N, SIZE, CLASSES = 2000, 32, 8
 # Settings still short of the acceptance with the current detector, marked as expected
 # failures (not strict, so a better detector turns them into passes). None with the search's
 # default seed; with seeds 1 and 2 strong-blend (precision 0.93-0.98) and small-paste (recall
-# 0.91-0.975) fall short, so those two are borderline (see /work/notes/issue-16.md).
+# 0.91-0.975) fall short, so those two are borderline.
 SHORT = set()
 
 SETTINGS = [
