@@ -136,9 +136,9 @@ def find_overlays(residuals, *, threshold=DEFAULT_THRESHOLD, min_size=20, compon
             proposal = np.flatnonzero(signed >= threshold)
             if len(proposal) < max(min_size // 2, 4):
                 continue
-            overlay, z = _refined(whitened, proposal, threshold, rng)
-            if overlay is not None and len(overlay.indices) >= min_size and _admitted(overlay, z, threshold):
-                admitted.append(_above_tail(overlay, z, threshold))
+            overlay, scores = _refined(whitened, proposal, threshold, rng)
+            if overlay is not None and len(overlay.indices) >= min_size and _admitted(overlay, scores, threshold):
+                admitted.append(_above_tail(overlay, scores, threshold))
     return _disjoint(sorted(admitted, key=lambda c: -c.score), min_size)
 
 
