@@ -33,6 +33,8 @@ def test_kit_contaminants_found_automatically(tmp_path):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["features"]["extractor"] == "pixels"
     backgrounds = [g for g in report["groups"] if g["kind"] == "background"]
+    # The overlay search runs by default: on the kit it must add no group of clean cells.
+    assert [g["name"] for g in report["groups"] if g["kind"] in ("overlay", "class-tied")] == []
     flagged = np.zeros(len(labels), dtype=bool)
     for group in backgrounds:
         flagged[group["indices"]] = True

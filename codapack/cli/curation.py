@@ -28,12 +28,11 @@ def _index_list(ctx, param, value):
               help="Exemplar mode: comma-separated indices; adds group `exemplar` of everything similar.")
 @click.option("--similarity", "exemplar_threshold", default=0.8, help="Cosine similarity for exemplar mode.")
 @click.option("--min-group-size", default=20, help="Smallest recurring-background group.")
-@click.option("--overlays", is_flag=True,
-              help="Experimental: also search for pictures laid over the images beyond the recurring backgrounds "
-                   "(groups overlay-N, class-tied-N). It can report false groups: check each gallery.")
+@click.option("--overlays/--no-overlays", default=True, show_default=True,
+              help="Also search for pictures laid over the images beyond the recurring backgrounds "
+                   "(groups overlay-N, class-tied-N); check each gallery before dropping.")
 @click.option("--threshold", "overlay_threshold", default=6.0, show_default=True,
-              help="With --overlays: robust z-score of a member of a laid-over picture; lower it (e.g. 4) to admit "
-                   "a faint group.")
+              help="Robust z-score of a member of a laid-over picture; lower it (e.g. 4) to admit a faint group.")
 @click.option("--max-label-association", default=0.5,
               help="A group whose labels are more one-class than this is reported as class-tied (a warning).")
 @click.option("--isolated-threshold", default=8.0, help="Robust z-score of the neighbour distance of isolated images.")

@@ -7,7 +7,7 @@ needs no pretrained weights. `mobilenet_v2` pools the last feature map of
 Keras' MobileNetV2 loaded from a weights file (no download), the kind of
 pretrained features teams used by hand. `auto` picks `mobilenet_v2` when a
 weights file is given and `pixels` otherwise. `class_residuals` (a finer
-layout minus each class's median, in robust units per pixel) feeds the search
+layout minus each class's median, colour cast taken out, in robust units per pixel) feeds the search
 for laid-over pictures in `overlays.py`, whatever the extractor.
 """
 
@@ -103,13 +103,19 @@ def layout_features(images, grid=DEFAULT_GRID):
 
 
 def class_residuals(images, labels, num_classes, grid=RESIDUAL_GRID):
-    """Each image's colour layout minus its class's median layout, per pixel in robust units.
+    """Each image's colour layout minus its class's median layout, cast taken out, per pixel in robust units.
 
-    The class median takes away what tells classes apart; dividing each
-    pixel by its robust spread (scaled MAD over the data) lets a pattern in a
-    usually quiet place (the pale background around a cell) count as much as
-    one where cells always vary. Contaminated images carry random labels or
-    are a minority of their class, so the medians stay those of clean images.
+    The class median takes away what tells classes apart. A stain or light
+    that differs between slides moves a whole image's colour, more or less in
+    proportion to it: per image and channel, the part of the residual that is
+    a constant plus a multiple of the class median is taken out, so such a
+    natural cast forms no group. A laid-over picture keeps its spatial pattern
+    (a blend also dims the cell, which is such a multiple and goes too).
+    Dividing each pixel by its robust spread (scaled MAD over the data) lets a
+    pattern in a usually quiet place (the pale background around a cell)
+    count as much as one where cells always vary. Contaminated images carry
+    random labels or are a minority of their class, so the medians stay those
+    of clean images.
 
     Args:
         images: array (n, H, W, 3), 0..255.
@@ -121,13 +127,25 @@ def class_residuals(images, labels, num_classes, grid=RESIDUAL_GRID):
         float32 array (n, grid * grid * 3).
     """
     layout = layout_features(images, grid)
-    residuals = np.empty_like(layout)
+    medians = np.empty_like(layout)
     for k in range(num_classes):
         members = labels == k
         if members.any():
-            residuals[members] = layout[members] - np.median(layout[members], axis=0)
+            medians[members] = np.median(layout[members], axis=0)
+    residuals = _without_cast(layout - medians, medians)
     spread = 1.4826 * np.median(np.abs(residuals), axis=0)
     return residuals / (spread + SPREAD_FLOOR)
+
+
+def _without_cast(residuals, medians):
+    """Residuals minus their least-squares fit by a + b * median, per image and channel."""
+    n = len(residuals)
+    r = residuals.reshape(n, -1, 3).copy()
+    m = medians.reshape(n, -1, 3)
+    m = m - m.mean(axis=1, keepdims=True)
+    slope = (m * r).sum(axis=1) / np.maximum((m * m).sum(axis=1), 1e-9)
+    r -= r.mean(axis=1, keepdims=True) + slope[:, None, :] * m
+    return r.reshape(n, -1)
 
 
 def centred_unit(features):

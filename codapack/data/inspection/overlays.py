@@ -3,24 +3,35 @@
 A source laid over a share of the images (blended in, or pasted over part of
 them) adds the same pattern, at the same place, to each of them. Natural
 variation between classes is removed first: each image minus its class's
-robust (median) image, per pixel, scaled by that pixel's robust spread
-(`codapack.inspection.features.class_residuals`). In those residuals a source
-is a direction along which a minority of images sits far out, with most of the
-data at zero: a sparse, strongly non-Gaussian direction, which independent
-component analysis of the whitened leading components finds without examples,
-however faint the blend, as long as enough images carry it.
+robust (median) image, colour cast taken out, per pixel scaled by that
+pixel's robust spread (`features.class_residuals`). The residuals are then
+whitened on their leading principal components, so that natural variation has
+unit spread in every direction.
 
-Along each independent component, every image gets a robust z-score (median
-and scaled MAD over the data). An image whose z-score reaches `threshold` is a
-member; the group's `score` is the median z-score of its members. A source is
-a separated mode, whose members sit far beyond the threshold, while a heavy
-natural tail thins out just past it: a group is admitted when its score
-reaches `GROUP_MARGIN` times the threshold and the valley below the threshold
-(images between half the threshold and the threshold) holds at most
-`MAX_VALLEY` images per member. Groups whose labels are more
-one-class than `max_association` are kept apart as class-tied: they may be a
-source laid over one class only, or a real look of that class, which the data
-alone cannot tell.
+Search, in three steps:
+1. Proposals: independent component analysis of the leading whitened
+   components. A source is a sparse, strongly non-Gaussian direction; the
+   images whose robust z-score along one component reaches `threshold` are a
+   proposal.
+2. Refinement: the group's direction is the mean of its members in the
+   whitened space (a linear discriminant, since the bulk is white). Every
+   image is scored along it by a t-like statistic: its projection divided by
+   the spread of the rest of its own whitened residual. An image that is odd
+   in many ways leans on any direction a little; a source's image is
+   explained by the shared pattern, so only it scores high. Members' scores
+   are cross-fitted: each half of the group is scored along the direction of
+   the other half, so no member scores high merely because it helped fit the
+   direction. Members are the images whose robust z-score reaches
+   `threshold`; this repeats until the members stop changing.
+3. Admission: a source is a separated mode, not the heavy tail of the bulk.
+   The group's `score` (median member z) must reach `GROUP_MARGIN` times the
+   threshold, and the group must be larger than `TAIL_FACTOR` times what the
+   bulk's tail, continued geometrically from the two bands below the
+   threshold, would put above it.
+
+Groups whose labels are more one-class than `max_association` are kept apart
+as class-tied: they may be a source laid over one class only, or a real look
+of that class, which the data alone cannot tell.
 """
 
 import dataclasses
@@ -33,10 +44,14 @@ from codapack.data.inspection.features import class_residuals
 from codapack.data.inspection.outliers import Group, label_association
 
 DEFAULT_THRESHOLD = 6.0
-GROUP_MARGIN = 1.5
-MAX_VALLEY = 0.3  # images just below the threshold per member; a separated mode leaves a near-empty valley
-COMPONENTS = 64
+# A group's median member z must reach this times the threshold: refined
+# natural sub-populations of clean cells reach about 1.7 to 2.0 times, sources 2.5 and more.
+GROUP_MARGIN = 2.0
+TAIL_FACTOR = 3.0
+WHITENED = 160  # leading principal components kept, whitened, for refinement
+COMPONENTS = 64  # of those, the ones the independent component analysis searches
 FIT_SAMPLE = 5000
+REFINE_ROUNDS = 6
 
 
 @dataclasses.dataclass
@@ -47,11 +62,14 @@ class Overlay:
         indices: sorted member indices.
         scores: each member's robust z-score along the group's direction.
         score: the group's score, the median of `scores`.
+        cut: the z-score that admitted members: the threshold, or higher where the
+            rest's tail reaches past it (see `_cut_level`).
     """
 
     indices: np.ndarray
     scores: np.ndarray
     score: float
+    cut: float = DEFAULT_THRESHOLD
 
 
 def overlay_groups(images, labels, num_classes, *, threshold=DEFAULT_THRESHOLD, min_size=20,
@@ -82,14 +100,14 @@ def overlay_groups(images, labels, num_classes, *, threshold=DEFAULT_THRESHOLD, 
         association = label_association(labels[overlay.indices], num_classes, labels)
         kind = "overlay" if association <= max_association else "class-tied"
         top_class = int(np.bincount(labels[overlay.indices]).argmax())
-        why = (f"a picture laid over {len(overlay.indices)} images: robust z-score >= {threshold:g} along one "
-               f"independent component of the class residuals, median {overlay.score:.1f} "
-               f"(groups need {GROUP_MARGIN * threshold:g})")
-        why += (", labels unrelated to content" if kind == "background" else
+        why = (f"a picture laid over {len(overlay.indices)} images: cross-fitted robust z-score >= {overlay.cut:g} "
+               f"along the group's direction in the whitened class residuals, median {overlay.score:.1f} "
+               f"(groups need {GROUP_MARGIN * threshold:g}, apart from the tail of the rest)")
+        why += (", labels unrelated to content" if kind == "overlay" else
                 f"; labels mostly class {top_class} (association {association:.2f}): either a source laid over "
                 "that class only or a real look of it, which the data alone cannot tell; check the gallery")
         groups[kind].append(Group(name="", kind=kind, indices=overlay.indices, why=why, scores=overlay.scores,
-                                  score=overlay.score, threshold=threshold))
+                                  score=overlay.score, threshold=overlay.cut))
     for kind, members in groups.items():
         for number, group in enumerate(members, start=1):
             group.name = f"{kind}-{number}"
@@ -104,21 +122,23 @@ def find_overlays(residuals, *, threshold=DEFAULT_THRESHOLD, min_size=20, compon
         threshold: robust z-score an image needs to be a member; a group is
             admitted when its median member score reaches GROUP_MARGIN times it.
         min_size: fewest members of a group.
-        components: leading principal components searched.
-        seed: seed of the fit sample and of the decompositions.
+        components: leading whitened components the independent component analysis searches.
+        seed: seed of the fit sample, the decompositions and the cross-fitting folds.
 
     Returns:
-        A list of `Overlay`, disjoint, by
-        decreasing size.
+        A list of `Overlay`, disjoint, by decreasing size.
     """
+    rng = np.random.default_rng(seed)
+    whitened, fit_rows = _whiten(residuals, seed)
     admitted = []
-    for z in _component_scores(residuals, components, seed).T:
+    for z in _component_scores(whitened, fit_rows, components, seed).T:
         for signed in (z, -z):
-            members = np.flatnonzero(signed >= threshold)
-            valley = np.count_nonzero((signed >= threshold / 2) & (signed < threshold))
-            score = float(np.median(signed[members])) if len(members) else 0.0
-            if len(members) >= min_size and score >= GROUP_MARGIN * threshold and valley <= MAX_VALLEY * len(members):
-                admitted.append(Overlay(members, signed[members], score))
+            proposal = np.flatnonzero(signed >= threshold)
+            if len(proposal) < max(min_size // 2, 4):
+                continue
+            overlay, scores = _refined(whitened, proposal, threshold, rng)
+            if overlay is not None and len(overlay.indices) >= min_size and _admitted(overlay, scores, threshold):
+                admitted.append(_above_tail(overlay, scores, threshold))
     return _disjoint(sorted(admitted, key=lambda c: -c.score), min_size)
 
 
@@ -129,21 +149,120 @@ def robust_z(values):
     return (values - median) / max(spread, 1e-12)
 
 
-def _component_scores(residuals, components, seed):
-    """Robust z-scores of every image on every independent component, (n, components)."""
+def _whiten(residuals, seed):
+    """The leading principal components, each scaled to unit variance, and the rows that fitted them."""
     n, d = residuals.shape
-    components = min(components, d, n - 1)
     rng = np.random.default_rng(seed)
-    # A sample fits the decompositions as well as the whole file and keeps
-    # the time flat; every image is then projected.
+    # A sample fits the decomposition as well as the whole file and keeps the time flat.
     fit_rows = np.sort(rng.choice(n, min(FIT_SAMPLE, n), replace=False))
-    pca = PCA(components, svd_solver="randomized", whiten=True, random_state=seed).fit(residuals[fit_rows])
-    whitened = pca.transform(residuals)
+    kept = min(WHITENED, d, len(fit_rows) - 1)
+    pca = PCA(kept, svd_solver="randomized", whiten=True, random_state=seed).fit(residuals[fit_rows])
+    return pca.transform(residuals).astype(np.float32), fit_rows
+
+
+def _component_scores(whitened, fit_rows, components, seed):
+    """Robust z-scores of every image on every independent component of the leading columns."""
+    leading = whitened[:, :min(components, whitened.shape[1])]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a component that converges slowly still ranks its tail correctly
-        ica = FastICA(whiten=False, max_iter=300, tol=1e-3, random_state=seed).fit(whitened[fit_rows])
-    sources = ica.transform(whitened)
-    return np.apply_along_axis(robust_z, 0, sources)
+        ica = FastICA(whiten=False, max_iter=300, tol=1e-3, random_state=seed).fit(leading[fit_rows])
+    return np.apply_along_axis(robust_z, 0, ica.transform(leading))
+
+
+def _refined(whitened, members, threshold, rng):
+    """The group after moving its direction to its members' mean (or None), and every image's z-score."""
+    norms = np.einsum("ij,ij->i", whitened, whitened)
+    centre = whitened.mean(axis=0)
+    z = None
+    for _ in range(REFINE_ROUNDS):
+        if len(members) < 4:
+            return None, z
+        z = _cross_fitted_z(whitened, norms, centre, members, rng)
+        updated = np.flatnonzero(z >= threshold)
+        if np.array_equal(updated, members):
+            break
+        members = updated
+    members = np.flatnonzero(z >= threshold)
+    if len(members) == 0:
+        return None, z
+    return Overlay(members, z[members], float(np.median(z[members]))), z
+
+
+def _cross_fitted_z(whitened, norms, centre, members, rng):
+    """Robust z of every image along the members' direction; each half of the members along the other half's."""
+    z = robust_z(_t_scores(whitened, norms, whitened[members].mean(axis=0) - centre))
+    shuffled = rng.permutation(members)
+    halves = (shuffled[::2], shuffled[1::2])
+    for scored, fitted in ((0, 1), (1, 0)):
+        other = robust_z(_t_scores(whitened, norms, whitened[halves[fitted]].mean(axis=0) - centre))
+        z[halves[scored]] = other[halves[scored]]
+    return z
+
+
+def _t_scores(whitened, norms, direction):
+    """Projection on the unit direction over the root mean square of the rest of each whitened row.
+
+    An image far from everything (large residual in every direction) is not
+    taken for a member because part of that distance happens to lie along the
+    direction.
+    """
+    projection = whitened @ (direction / max(np.linalg.norm(direction), 1e-12))
+    rest = np.sqrt(np.maximum(norms - projection ** 2, 1e-6) / max(whitened.shape[1] - 1, 1))
+    return projection / rest
+
+
+def _admitted(overlay, z, threshold):
+    """A separated mode: a high median score, and far more members than the bulk's tail would give."""
+    return overlay.score >= GROUP_MARGIN * threshold and len(overlay.indices) >= TAIL_FACTOR * _tail(z, threshold) + 1
+
+
+def _above_tail(overlay, z, threshold):
+    """The members above the level where the rest's tail, continued, leaves less than half an image."""
+    cut = _cut_level(z, threshold)
+    keep = overlay.scores >= cut
+    return Overlay(overlay.indices[keep], overlay.scores[keep], float(np.median(overlay.scores[keep])), cut)
+
+
+def _cut_level(z, threshold, expected_images=0.5):
+    """Lowest level, from the threshold in steps of a quarter of it, above which the tail puts < `expected_images`.
+
+    A natural tail along a source's direction can reach past the threshold;
+    a separated source sits well above it, so raising the cut to where the
+    tail runs out costs the source nothing and keeps those clean images out.
+    """
+    lower, upper = _bands(z, threshold)
+    if upper == 0:
+        return threshold
+    ratio = upper / lower  # below 1 for an admitted group
+    beyond = upper * ratio / (1 - ratio)
+    steps = 0
+    while beyond >= expected_images:
+        beyond *= ratio
+        steps += 1
+    return threshold * (1 + steps / 4)
+
+
+def _bands(z, threshold):
+    """Images in [threshold / 2, 3/4 threshold) and in [3/4 threshold, threshold)."""
+    lower = np.count_nonzero((z >= threshold / 2) & (z < 0.75 * threshold))
+    upper = np.count_nonzero((z >= 0.75 * threshold) & (z < threshold))
+    return lower, upper
+
+
+def _tail(z, threshold):
+    """Images the bulk's tail would put at or above the threshold: the two bands below it, continued geometrically.
+
+    Bands of a quarter threshold: if the upper band holds a fraction r of the
+    lower one, the next bands hold r, r^2, ... times the upper one. A tail
+    that does not thin out (r >= 1) makes any group above it a tail: infinite.
+    """
+    lower, upper = _bands(z, threshold)
+    if upper == 0:
+        return 0.0
+    if upper >= lower:
+        return np.inf
+    ratio = upper / lower
+    return upper * ratio / (1 - ratio)
 
 
 def _disjoint(groups, min_size):
@@ -158,12 +277,14 @@ def _disjoint(groups, min_size):
             scores = np.maximum(_scores_at(same, keep), _scores_at(group, keep))
             same.indices, same.scores = keep, scores
             same.score = float(np.median(scores))
+            same.cut = min(same.cut, group.cut)  # every member reached at least the lower one
     taken = np.zeros(0, dtype=int)
     result = []
     for group in merged:
         fresh = ~np.isin(group.indices, taken)
         if fresh.sum() >= min_size:
-            result.append(Overlay(group.indices[fresh], group.scores[fresh], float(np.median(group.scores[fresh]))))
+            result.append(Overlay(group.indices[fresh], group.scores[fresh], float(np.median(group.scores[fresh])),
+                                  group.cut))
             taken = np.union1d(taken, group.indices[fresh])
     return sorted(result, key=lambda g: -len(g.indices))
 
