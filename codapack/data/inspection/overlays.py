@@ -130,15 +130,16 @@ def find_overlays(residuals, *, threshold=DEFAULT_THRESHOLD, min_size=20, compon
     """
     rng = np.random.default_rng(seed)
     whitened, fit_rows = _whiten(residuals, seed)
+    space = (whitened, np.einsum("ij,ij->i", whitened, whitened), whitened.mean(axis=0))  # rows, norms, centre
     admitted = []
     for z in _component_scores(whitened, fit_rows, components, seed).T:
         for signed in (z, -z):
             proposal = np.flatnonzero(signed >= threshold)
             if len(proposal) < max(min_size // 2, 4):
                 continue
-            overlay, scores = _refined(whitened, proposal, threshold, rng)
-            if overlay is not None and len(overlay.indices) >= min_size and _admitted(overlay, scores, threshold):
-                admitted.append(_above_tail(overlay, scores, threshold))
+            overlay = _admitted(*_refined(space, proposal, threshold, rng), threshold, min_size)
+            if overlay is not None:
+                admitted.append(overlay)
     return _disjoint(sorted(admitted, key=lambda c: -c.score), min_size)
 
 
@@ -169,20 +170,20 @@ def _component_scores(whitened, fit_rows, components, seed):
     return np.apply_along_axis(robust_z, 0, ica.transform(leading))
 
 
-def _refined(whitened, members, threshold, rng):
-    """The group after moving its direction to its members' mean (or None), and every image's z-score."""
-    norms = np.einsum("ij,ij->i", whitened, whitened)
-    centre = whitened.mean(axis=0)
+def _refined(space, members, threshold, rng):
+    """The group after moving its direction to its members' mean (or None), and every image's z-score.
+
+    `space`: the whitened rows, their squared norms and their mean, computed once per search.
+    """
     z = None
     for _ in range(REFINE_ROUNDS):
         if len(members) < 4:
             return None, z
-        z = _cross_fitted_z(whitened, norms, centre, members, rng)
+        z = _cross_fitted_z(*space, members, rng)
         updated = np.flatnonzero(z >= threshold)
         if np.array_equal(updated, members):
             break
-        members = updated
-    members = np.flatnonzero(z >= threshold)
+        members = updated  # the images at or above the threshold, also after the last round
     if len(members) == 0:
         return None, z
     return Overlay(members, z[members], float(np.median(z[members]))), z
@@ -211,33 +212,34 @@ def _t_scores(whitened, norms, direction):
     return projection / rest
 
 
-def _admitted(overlay, z, threshold):
-    """A separated mode: a high median score, and far more members than the bulk's tail would give."""
-    return overlay.score >= GROUP_MARGIN * threshold and len(overlay.indices) >= TAIL_FACTOR * _tail(z, threshold) + 1
+def _admitted(overlay, z, threshold, min_size):
+    """The group cut above the rest's tail when it is a separated mode, else None.
 
-
-def _above_tail(overlay, z, threshold):
-    """The members above the level where the rest's tail, continued, leaves less than half an image."""
-    cut = _cut_level(z, threshold)
+    A separated mode has `min_size` members, a high median score, and far more
+    members than the bulk's tail would put above the threshold.
+    """
+    if overlay is None or len(overlay.indices) < min_size:
+        return None
+    tail, ratio = _tail(z, threshold)
+    if overlay.score < GROUP_MARGIN * threshold or len(overlay.indices) < TAIL_FACTOR * tail + 1:
+        return None
+    cut = _cut_level(threshold, tail, ratio)
     keep = overlay.scores >= cut
     return Overlay(overlay.indices[keep], overlay.scores[keep], float(np.median(overlay.scores[keep])), cut)
 
 
-def _cut_level(z, threshold, expected_images=0.5):
+def _cut_level(threshold, tail, ratio, expected_images=0.5):
     """Lowest level, from the threshold in steps of a quarter of it, above which the tail puts < `expected_images`.
 
-    A natural tail along a source's direction can reach past the threshold;
-    a separated source sits well above it, so raising the cut to where the
-    tail runs out costs the source nothing and keeps those clean images out.
+    `tail` and `ratio` come from `_tail`, finite and below 1 for an admitted
+    group. A natural tail along a source's direction can reach past the
+    threshold; a separated source sits well above it, so raising the cut to
+    where the tail runs out costs the source nothing and keeps those clean
+    images out.
     """
-    lower, upper = _bands(z, threshold)
-    if upper == 0:
-        return threshold
-    ratio = upper / lower  # below 1 for an admitted group
-    beyond = upper * ratio / (1 - ratio)
     steps = 0
-    while beyond >= expected_images:
-        beyond *= ratio
+    while tail >= expected_images:
+        tail *= ratio
         steps += 1
     return threshold * (1 + steps / 4)
 
@@ -250,19 +252,20 @@ def _bands(z, threshold):
 
 
 def _tail(z, threshold):
-    """Images the bulk's tail would put at or above the threshold: the two bands below it, continued geometrically.
+    """(images the bulk's tail would put at or above the threshold, the ratio r between its bands).
 
-    Bands of a quarter threshold: if the upper band holds a fraction r of the
-    lower one, the next bands hold r, r^2, ... times the upper one. A tail
-    that does not thin out (r >= 1) makes any group above it a tail: infinite.
+    The two bands below the threshold, continued geometrically. Bands of a
+    quarter threshold: if the upper band holds a fraction r of the lower one,
+    the next bands hold r, r^2, ... times the upper one. A tail that does not
+    thin out (r >= 1) makes any group above it a tail: infinite.
     """
     lower, upper = _bands(z, threshold)
     if upper == 0:
-        return 0.0
+        return 0.0, 0.0
     if upper >= lower:
-        return np.inf
+        return np.inf, 1.0
     ratio = upper / lower
-    return upper * ratio / (1 - ratio)
+    return upper * ratio / (1 - ratio), ratio
 
 
 def _disjoint(groups, min_size):
