@@ -20,7 +20,7 @@ from codapack.trainer.features import split_at_head
 from codapack.trainer.inputs import balanced_class_weights, oversample
 from codapack.data.offline_augmentation import augment_offline
 from codapack.trainer.overrides import apply_overrides, to_toml
-from codapack.trainer.phases import backbone_of, make_optimizer, set_trainable
+from codapack.trainer.phases import backbone_of, compile_for, make_optimizer, set_trainable
 
 TWO_PHASES = """
 [model]
@@ -83,6 +83,31 @@ def test_optimizers(name, kind):
     optimizer = make_optimizer(Phase(optimizer=name, learning_rate=0.01, schedule="cosine", epochs=2), 5)
     assert type(optimizer).__name__ == kind
     assert float(optimizer.learning_rate) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.6])
+def test_ema_leaves_the_moving_average_of_the_weights_in_the_network(ema):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    network = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    compile_for(network, Phase(optimizer="sgd", learning_rate=0.5, momentum=0.0, ema=ema), 4, 0.0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 3)).astype("float32"), np.eye(2, dtype="float32")[rng.integers(0, 2, 16)]
+    seen = []  # the raw kernel after every step
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: seen.append(network.weights[0].numpy()))
+    network.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, callbacks=[record])
+    expected = seen[0]
+    for kernel in seen[1:]:
+        expected = ema * expected + (1 - ema) * kernel
+    assert len(seen) == 8 and not np.allclose(seen[0], seen[-1])
+    np.testing.assert_allclose(network.weights[0].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_ema_outside_zero_to_one_is_refused(tmp_path):
+    path = _write(tmp_path, TWO_PHASES.replace('optimizer = "sgd"', 'optimizer = "sgd"\nema = 1.0'))
+    with pytest.raises(CodapackError, match="`phases.1.ema` should be in \\[0, 1\\)"):
+        load_config(path)
 
 
 def test_split_at_head_composes_to_the_network():

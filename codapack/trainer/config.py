@@ -44,6 +44,9 @@ class Phase:
         plateau_factor, plateau_patience, min_learning_rate: ReduceLROnPlateau's settings.
         early_stopping_patience: epochs without val_loss improvement before stopping and
             restoring the best weights; 0 never stops early.
+        ema: momentum of an exponential moving average of the weights (Keras' `use_ema`), which
+            replaces the weights at the end of the phase; 0 is off, 0.998 averages over about
+            the last 500 steps.
         freeze_batch_norm: keep the backbone's batch-norm layers in inference mode when unfrozen.
         augmentation: a policy name for this phase instead of the config's `[augmentation]`
             policy or layers (e.g. "geometry" to converge first, "robust" for the fine-tune);
@@ -64,6 +67,7 @@ class Phase:
     plateau_patience: int = 2
     min_learning_rate: float = 1e-7
     early_stopping_patience: int = 3
+    ema: float = 0.0
     freeze_batch_norm: bool = True
     augmentation: str = ""
 
@@ -302,6 +306,8 @@ def _check_phase(phase, name, path):
     if phase.early_stopping_patience < 0:
         raise fail_for(path, f"`{name}.early_stopping_patience` should be 0 or more. "
                              f"Received: {phase.early_stopping_patience}")
+    if not 0 <= phase.ema < 1:
+        raise fail_for(path, f"`{name}.ema` should be in [0, 1) (0 is off). Received: {phase.ema}")
     _one_of(path, f"{name}.optimizer", phase.optimizer, OPTIMIZERS)
     _one_of(path, f"{name}.schedule", phase.schedule, SCHEDULES)
     kind, _, arg = phase.trainable.partition(":")

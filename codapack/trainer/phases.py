@@ -82,13 +82,16 @@ def make_optimizer(phase, steps_per_epoch):
     if phase.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=steps_per_epoch * phase.epochs,
                                                       alpha=phase.min_learning_rate / phase.learning_rate)
+    # With `ema`, Keras averages the weights as it trains and writes the average into the network
+    # when fit ends: a cheap ensemble along the trajectory.
+    average = {"use_ema": True, "ema_momentum": phase.ema} if phase.ema else {}
     if phase.optimizer == "adam":
-        return keras.optimizers.Adam(rate)
+        return keras.optimizers.Adam(rate, **average)
     if phase.optimizer == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=phase.weight_decay or 1e-4)
+        return keras.optimizers.AdamW(rate, weight_decay=phase.weight_decay or 1e-4, **average)
     if phase.optimizer == "sgd":
-        return keras.optimizers.SGD(rate, momentum=phase.momentum, nesterov=True)
-    return keras.optimizers.Lion(rate, weight_decay=phase.weight_decay or None)
+        return keras.optimizers.SGD(rate, momentum=phase.momentum, nesterov=True, **average)
+    return keras.optimizers.Lion(rate, weight_decay=phase.weight_decay or None, **average)
 
 
 def compile_for(network, phase, steps_per_epoch, label_smoothing, run_eagerly=False):
