@@ -121,7 +121,7 @@ def test_a_faint_source_is_admitted_by_its_valley_and_a_natural_group_is_not():
     assert admitted is not None and len(admitted.indices) == 100 and admitted.cut == 6.0
     overlay, z = _group_with_bands(faint, lower=35, upper=25)  # a tail running on into the group
     assert _admitted(overlay, z, 6.0, 20) is None
-    overlay, z = _group_with_bands(np.linspace(6.2, 10.0, 100), lower=9, upper=9)  # median 8.1 < 1.5 * 6
+    overlay, z = _group_with_bands(np.linspace(6.2, 8.4, 100), lower=9, upper=9)  # median 7.3 < 1.25 * 6
     assert _admitted(overlay, z, 6.0, 20) is None
 
 

@@ -56,7 +56,7 @@ TAIL_FACTOR = 3.0
 # below the threshold, make the tail look unending. What still sets it apart is the valley: its
 # members outnumber the images in the two bands below the threshold by far. Natural groups of real
 # and procedural clean cells measured at most 2.2 members per valley image, faint sources 3.6 to 6.
-FAINT_MARGIN = 1.5
+FAINT_MARGIN = 1.25
 VALLEY_FACTOR = 3.0
 MERGE_OVERLAP = 0.8  # groups sharing more than this of the larger one are one source
 WHITENED = 160  # leading principal components kept, whitened, for refinement
