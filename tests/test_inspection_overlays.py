@@ -9,7 +9,7 @@ and no group at all on the clean file.
 import numpy as np
 import pytest
 
-from codapack.data.inspection.overlays import overlay_groups
+from codapack.data.inspection.overlays import Overlay, _admitted, _disjoint, _neighbour_proposals, overlay_groups
 from tests.contamination import Setting, contaminate, make_cells
 
 N, SIZE, CLASSES = 2000, 32, 8
@@ -79,3 +79,61 @@ def test_source_tied_to_one_class_is_a_warning_not_a_background(cells):
 def test_clean_file_gives_no_group(cells):
     images, labels = cells
     assert overlay_groups(images, labels, CLASSES, min_size=10) == []
+
+
+def test_neighbour_proposals_find_a_pattern_spread_over_every_component():
+    # A source whose pattern is spread evenly over all whitened components has no sparse,
+    # non-Gaussian direction for the independent components to find; its members still point
+    # the same way, and their nearest neighbours are one another.
+    rng = np.random.default_rng(0)
+    whitened = rng.normal(size=(3000, 60))
+    pattern = rng.choice((-1.0, 1.0), 60)  # as strong as the noise, but spread over all 60 directions
+    members = rng.choice(3000, 40, replace=False)
+    whitened[members] += pattern
+    fit_rows = np.arange(0, 3000, 2)  # half the rows fit, as a sample would
+    proposals = list(_neighbour_proposals(whitened, fit_rows, 10, np.zeros(3000, dtype=bool)))
+    assert proposals, "the members should seed at least one proposal"
+    top = proposals[0]
+    assert np.isin(top, members).mean() >= 0.9 and np.isin(top, fit_rows).all()
+    # Rows already in an admitted group seed nothing.
+    covered = np.zeros(3000, dtype=bool)
+    covered[members] = True
+    assert all(np.isin(p, members).mean() < 0.5
+               for p in _neighbour_proposals(whitened, fit_rows, 10, covered))
+
+
+def _group_with_bands(members_z, lower, upper, threshold=6.0, n=4000, seed=0):
+    """z-scores of n images: `members_z` for the group, `lower` and `upper` images in the two
+    bands below the threshold, the rest normal; and the group as `_refined` returns it."""
+    rng = np.random.default_rng(seed)
+    z = np.clip(rng.normal(size=n), -2.5, 2.5)
+    z[:lower] = rng.uniform(threshold / 2, 0.75 * threshold, lower)
+    z[lower:lower + upper] = rng.uniform(0.75 * threshold, threshold - 1e-6, upper)
+    indices = np.arange(n - len(members_z), n)
+    z[indices] = members_z
+    return Overlay(indices, z[indices], float(np.median(members_z))), z
+
+
+def test_a_faint_source_is_admitted_by_its_valley_and_a_natural_group_is_not():
+    faint = np.linspace(6.2, 13.0, 100)  # median 9.6: short of GROUP_MARGIN * 6 = 12
+    overlay, z = _group_with_bands(faint, lower=9, upper=9)  # 100 members against 18 just below: a valley
+    admitted = _admitted(overlay, z, 6.0, 20)
+    assert admitted is not None and len(admitted.indices) == 100 and admitted.cut == 6.0
+    overlay, z = _group_with_bands(faint, lower=35, upper=25)  # a tail running on into the group
+    assert _admitted(overlay, z, 6.0, 20) is None
+    overlay, z = _group_with_bands(np.linspace(6.2, 8.4, 100), lower=9, upper=9)  # median 7.3 < 1.25 * 6
+    assert _admitted(overlay, z, 6.0, 20) is None
+
+
+def test_a_group_spanning_two_sources_does_not_absorb_them():
+    first, second = np.arange(0, 100), np.arange(100, 200)
+    spanning = np.concatenate([first, second[:80]])
+    groups = [Overlay(first, np.full(100, 30.0), 30.0), Overlay(second, np.full(100, 25.0), 25.0),
+              Overlay(spanning, np.full(180, 15.0), 15.0)]
+    result = _disjoint(groups, 20)
+    assert sorted(len(g.indices) for g in result) == [100, 100]
+    assert {tuple(g.indices) for g in result} == {tuple(first), tuple(second)}
+    # Two refinements of one source, differing by marginal members, are one group.
+    result = _disjoint([Overlay(first[:95], np.full(95, 30.0), 30.0), Overlay(first[3:], np.full(97, 29.0), 29.0)],
+                       20)
+    assert [len(g.indices) for g in result] == [100]

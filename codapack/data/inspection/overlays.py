@@ -12,7 +12,9 @@ Search, in three steps:
 1. Proposals: independent component analysis of the leading whitened
    components. A source is a sparse, strongly non-Gaussian direction; the
    images whose robust z-score along one component reaches `threshold` are a
-   proposal.
+   proposal. A source spread over many components (a fine texture) has no
+   such direction, so rows unusually alike their nearest neighbours also
+   propose themselves with those neighbours.
 2. Refinement: the group's direction is the mean of its members in the
    whitened space (a linear discriminant, since the bulk is white). Every
    image is scored along it by a t-like statistic: its projection divided by
@@ -27,7 +29,9 @@ Search, in three steps:
    The group's `score` (median member z) must reach `GROUP_MARGIN` times the
    threshold, and the group must be larger than `TAIL_FACTOR` times what the
    bulk's tail, continued geometrically from the two bands below the
-   threshold, would put above it.
+   threshold, would put above it. A faint source, short of that margin, is
+   admitted by its valley instead: few images just below the threshold for
+   its many members above it (`FAINT_MARGIN`, `VALLEY_FACTOR`).
 
 Groups whose labels are more one-class than `max_association` are kept apart
 as class-tied: they may be a source laid over one class only, or a real look
@@ -48,10 +52,20 @@ DEFAULT_THRESHOLD = 6.0
 # natural sub-populations of clean cells reach about 1.7 to 2.0 times, sources 2.5 and more.
 GROUP_MARGIN = 2.0
 TAIL_FACTOR = 3.0
+# A faint source's median member z falls short of GROUP_MARGIN, and its own weakest members, just
+# below the threshold, make the tail look unending. What still sets it apart is the valley: its
+# members outnumber the images in the two bands below the threshold by far. Natural groups of real
+# and procedural clean cells measured at most 2.2 members per valley image, faint sources 3.6 to 6.
+FAINT_MARGIN = 1.25
+VALLEY_FACTOR = 3.0
+MERGE_OVERLAP = 0.8  # groups sharing more than this of the larger one are one source
 WHITENED = 160  # leading principal components kept, whitened, for refinement
 COMPONENTS = 64  # of those, the ones the independent component analysis searches
 FIT_SAMPLE = 5000
 REFINE_ROUNDS = 6
+SEED_Z = 4.0  # robust z of a row's closeness to its nearest neighbours for it to seed a proposal
+MAX_SEEDS = 400
+NEIGHBOUR_CHUNK = 1024
 
 
 @dataclasses.dataclass
@@ -132,15 +146,55 @@ def find_overlays(residuals, *, threshold=DEFAULT_THRESHOLD, min_size=20, compon
     whitened, fit_rows = _whiten(residuals, seed)
     space = (whitened, np.einsum("ij,ij->i", whitened, whitened), whitened.mean(axis=0))  # rows, norms, centre
     admitted = []
+    covered = np.zeros(len(whitened), dtype=bool)  # members of admitted groups seed no more proposals
+    for proposal in _proposals(whitened, fit_rows, components, threshold, min_size, seed, covered):
+        overlay = _admitted(*_refined(space, proposal, threshold, rng), threshold, min_size)
+        if overlay is not None:
+            admitted.append(overlay)
+            covered[overlay.indices] = True
+    return _disjoint(sorted(admitted, key=lambda c: -c.score), min_size)
+
+
+def _proposals(whitened, fit_rows, components, threshold, min_size, seed, covered):
+    """Candidate member sets: the tails of independent components, then neighbourhoods of mutually similar rows."""
     for z in _component_scores(whitened, fit_rows, components, seed).T:
         for signed in (z, -z):
             proposal = np.flatnonzero(signed >= threshold)
-            if len(proposal) < max(min_size // 2, 4):
-                continue
-            overlay = _admitted(*_refined(space, proposal, threshold, rng), threshold, min_size)
-            if overlay is not None:
-                admitted.append(overlay)
-    return _disjoint(sorted(admitted, key=lambda c: -c.score), min_size)
+            if len(proposal) >= max(min_size // 2, 4):
+                yield proposal
+    yield from _neighbour_proposals(whitened, fit_rows, max(min_size // 2, 4), covered)
+
+
+def _neighbour_proposals(whitened, fit_rows, k, covered):
+    """Each seed with its k most similar rows: seeds are the rows most alike their k nearest neighbours.
+
+    Independent components miss a source whose pattern is spread over many
+    whitened components (a fine texture). Its images still point the same way:
+    their cosine similarity to one another is far above that of clean images,
+    whose whitened residuals are nearly independent. Seeds are taken strongest
+    first, skipping rows already in a proposal or in an admitted group (`covered`,
+    a mask over all rows that the caller updates between proposals).
+    """
+    rows = whitened[fit_rows] - whitened[fit_rows].mean(axis=0)
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    neighbours = np.empty((len(rows), k), dtype=int)
+    closeness = np.empty(len(rows))
+    for start in range(0, len(rows), NEIGHBOUR_CHUNK):
+        similarity = rows[start:start + NEIGHBOUR_CHUNK] @ rows.T
+        similarity[np.arange(len(similarity)), start + np.arange(len(similarity))] = -np.inf
+        top = np.argpartition(-similarity, k, axis=1)[:, :k]
+        neighbours[start:start + len(top)] = top
+        closeness[start:start + len(top)] = np.take_along_axis(similarity, top, axis=1).mean(axis=1)
+    z = robust_z(closeness)
+    proposed = np.zeros(len(rows), dtype=bool)
+    for row in np.argsort(-z)[:MAX_SEEDS]:
+        if z[row] < SEED_Z:
+            break
+        if proposed[row] or covered[fit_rows[row]]:
+            continue
+        members = np.append(neighbours[row], row)
+        proposed[members] = True
+        yield fit_rows[np.sort(members)]
 
 
 def robust_z(values):
@@ -216,14 +270,18 @@ def _admitted(overlay, z, threshold, min_size):
     """The group cut above the rest's tail when it is a separated mode, else None.
 
     A separated mode has `min_size` members, a high median score, and far more
-    members than the bulk's tail would put above the threshold.
+    members than the bulk's tail would put above the threshold; or, faint, a
+    lower median score and a valley below the threshold (see the module).
     """
     if overlay is None or len(overlay.indices) < min_size:
         return None
     tail, ratio = _tail(z, threshold)
-    if overlay.score < GROUP_MARGIN * threshold or len(overlay.indices) < TAIL_FACTOR * tail + 1:
+    if overlay.score >= GROUP_MARGIN * threshold and len(overlay.indices) >= TAIL_FACTOR * tail + 1:
+        cut = _cut_level(threshold, tail, ratio)
+    elif overlay.score >= FAINT_MARGIN * threshold and len(overlay.indices) >= VALLEY_FACTOR * sum(_bands(z, threshold)):
+        cut = threshold  # a faint source: the valley below the threshold leaves nothing to raise the cut above
+    else:
         return None
-    cut = _cut_level(threshold, tail, ratio)
     keep = overlay.scores >= cut
     return Overlay(overlay.indices[keep], overlay.scores[keep], float(np.median(overlay.scores[keep])), cut)
 
@@ -269,10 +327,15 @@ def _tail(z, threshold):
 
 
 def _disjoint(groups, min_size):
-    """Merge groups that are mostly the same images; give each image to the strongest group."""
+    """Merge groups that are mostly the same images; give each image to the strongest group.
+
+    Two refinements of one source differ by a few marginal members and are merged. A group that
+    spans two sources (its direction between theirs) shares most of the smaller one but not most
+    of itself: it is not merged, and loses its images to the purer, stronger groups.
+    """
     merged = []
     for group in groups:
-        same = next((m for m in merged if _overlap(m, group) > 0.5), None)
+        same = next((m for m in merged if _overlap(m, group) > MERGE_OVERLAP), None)
         if same is None:
             merged.append(group)
         else:
@@ -293,8 +356,8 @@ def _disjoint(groups, min_size):
 
 
 def _overlap(a, b):
-    """Share of the smaller group that is also in the other."""
-    return len(np.intersect1d(a.indices, b.indices)) / min(len(a.indices), len(b.indices))
+    """Share of the larger group that is also in the other."""
+    return len(np.intersect1d(a.indices, b.indices)) / max(len(a.indices), len(b.indices))
 
 
 def _scores_at(group, indices):
