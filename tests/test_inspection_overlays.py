@@ -9,7 +9,8 @@ and no group at all on the clean file.
 import numpy as np
 import pytest
 
-from codapack.data.inspection.overlays import Overlay, _admitted, _disjoint, _neighbour_proposals, overlay_groups
+from codapack.data.inspection.overlays import Overlay, _admitted, _disjoint, overlay_groups
+from codapack.data.inspection.proposals import neighbour_proposals
 from tests.contamination import Setting, contaminate, make_cells
 
 N, SIZE, CLASSES = 2000, 32, 8
@@ -91,7 +92,7 @@ def test_neighbour_proposals_find_a_pattern_spread_over_every_component():
     members = rng.choice(3000, 40, replace=False)
     whitened[members] += pattern
     fit_rows = np.arange(0, 3000, 2)  # half the rows fit, as a sample would
-    proposals = list(_neighbour_proposals(whitened, fit_rows, 10, np.zeros(3000, dtype=bool)))
+    proposals = list(neighbour_proposals(whitened, fit_rows, 10, np.zeros(3000, dtype=bool)))
     assert proposals, "the members should seed at least one proposal"
     top = proposals[0]
     assert np.isin(top, members).mean() >= 0.9 and np.isin(top, fit_rows).all()
@@ -99,7 +100,7 @@ def test_neighbour_proposals_find_a_pattern_spread_over_every_component():
     covered = np.zeros(3000, dtype=bool)
     covered[members] = True
     assert all(np.isin(p, members).mean() < 0.5
-               for p in _neighbour_proposals(whitened, fit_rows, 10, covered))
+               for p in neighbour_proposals(whitened, fit_rows, 10, covered))
 
 
 def _group_with_bands(members_z, lower, upper, threshold=6.0, n=4000, seed=0):

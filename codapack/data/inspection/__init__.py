@@ -2,6 +2,7 @@
 
     features.py    image features: weight-free colour layout or an ImageNet backbone
     duplicates.py  exact and near duplicates with their label agreement
+    proposals.py   candidate groups for overlays.py: the whitened residual space, ICA tails, neighbourhoods
     overlays.py    recurring backgrounds: pictures laid over many images, with scores
     outliers.py    isolated images, exemplar matches (and the former background search)
     gallery.py     PNGs: class counts, group galleries, duplicate pairs

@@ -39,13 +39,12 @@ of that class, which the data alone cannot tell.
 """
 
 import dataclasses
-import warnings
 
 import numpy as np
-from sklearn.decomposition import PCA, FastICA
 
 from codapack.data.inspection.features import class_residuals
 from codapack.data.inspection.outliers import Group, label_association
+from codapack.data.inspection.proposals import COMPONENTS, proposals, robust_z, whiten
 
 DEFAULT_THRESHOLD = 6.0
 # A group's median member z must reach this times the threshold: refined
@@ -59,13 +58,7 @@ TAIL_FACTOR = 3.0
 FAINT_MARGIN = 1.25
 VALLEY_FACTOR = 3.0
 MERGE_OVERLAP = 0.8  # groups sharing more than this of the larger one are one source
-WHITENED = 160  # leading principal components kept, whitened, for refinement
-COMPONENTS = 64  # of those, the ones the independent component analysis searches
-FIT_SAMPLE = 5000
 REFINE_ROUNDS = 6
-SEED_Z = 4.0  # robust z of a row's closeness to its nearest neighbours for it to seed a proposal
-MAX_SEEDS = 400
-NEIGHBOUR_CHUNK = 1024
 
 
 @dataclasses.dataclass
@@ -143,85 +136,16 @@ def find_overlays(residuals, *, threshold=DEFAULT_THRESHOLD, min_size=20, compon
         A list of `Overlay`, disjoint, by decreasing size.
     """
     rng = np.random.default_rng(seed)
-    whitened, fit_rows = _whiten(residuals, seed)
+    whitened, fit_rows = whiten(residuals, seed)
     space = (whitened, np.einsum("ij,ij->i", whitened, whitened), whitened.mean(axis=0))  # rows, norms, centre
     admitted = []
     covered = np.zeros(len(whitened), dtype=bool)  # members of admitted groups seed no more proposals
-    for proposal in _proposals(whitened, fit_rows, components, threshold, min_size, seed, covered):
+    for proposal in proposals(whitened, fit_rows, components, threshold, min_size, seed, covered):
         overlay = _admitted(*_refined(space, proposal, threshold, rng), threshold, min_size)
         if overlay is not None:
             admitted.append(overlay)
             covered[overlay.indices] = True
     return _disjoint(sorted(admitted, key=lambda c: -c.score), min_size)
-
-
-def _proposals(whitened, fit_rows, components, threshold, min_size, seed, covered):
-    """Candidate member sets: the tails of independent components, then neighbourhoods of mutually similar rows."""
-    for z in _component_scores(whitened, fit_rows, components, seed).T:
-        for signed in (z, -z):
-            proposal = np.flatnonzero(signed >= threshold)
-            if len(proposal) >= max(min_size // 2, 4):
-                yield proposal
-    yield from _neighbour_proposals(whitened, fit_rows, max(min_size // 2, 4), covered)
-
-
-def _neighbour_proposals(whitened, fit_rows, k, covered):
-    """Each seed with its k most similar rows: seeds are the rows most alike their k nearest neighbours.
-
-    Independent components miss a source whose pattern is spread over many
-    whitened components (a fine texture). Its images still point the same way:
-    their cosine similarity to one another is far above that of clean images,
-    whose whitened residuals are nearly independent. Seeds are taken strongest
-    first, skipping rows already in a proposal or in an admitted group (`covered`,
-    a mask over all rows that the caller updates between proposals).
-    """
-    rows = whitened[fit_rows] - whitened[fit_rows].mean(axis=0)
-    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-    neighbours = np.empty((len(rows), k), dtype=int)
-    closeness = np.empty(len(rows))
-    for start in range(0, len(rows), NEIGHBOUR_CHUNK):
-        similarity = rows[start:start + NEIGHBOUR_CHUNK] @ rows.T
-        similarity[np.arange(len(similarity)), start + np.arange(len(similarity))] = -np.inf
-        top = np.argpartition(-similarity, k, axis=1)[:, :k]
-        neighbours[start:start + len(top)] = top
-        closeness[start:start + len(top)] = np.take_along_axis(similarity, top, axis=1).mean(axis=1)
-    z = robust_z(closeness)
-    proposed = np.zeros(len(rows), dtype=bool)
-    for row in np.argsort(-z)[:MAX_SEEDS]:
-        if z[row] < SEED_Z:
-            break
-        if proposed[row] or covered[fit_rows[row]]:
-            continue
-        members = np.append(neighbours[row], row)
-        proposed[members] = True
-        yield fit_rows[np.sort(members)]
-
-
-def robust_z(values):
-    """(values - median) / (1.4826 * MAD): a z-score that the outliers themselves do not inflate."""
-    median = np.median(values)
-    spread = 1.4826 * np.median(np.abs(values - median))
-    return (values - median) / max(spread, 1e-12)
-
-
-def _whiten(residuals, seed):
-    """The leading principal components, each scaled to unit variance, and the rows that fitted them."""
-    n, d = residuals.shape
-    rng = np.random.default_rng(seed)
-    # A sample fits the decomposition as well as the whole file and keeps the time flat.
-    fit_rows = np.sort(rng.choice(n, min(FIT_SAMPLE, n), replace=False))
-    kept = min(WHITENED, d, len(fit_rows) - 1)
-    pca = PCA(kept, svd_solver="randomized", whiten=True, random_state=seed).fit(residuals[fit_rows])
-    return pca.transform(residuals).astype(np.float32), fit_rows
-
-
-def _component_scores(whitened, fit_rows, components, seed):
-    """Robust z-scores of every image on every independent component of the leading columns."""
-    leading = whitened[:, :min(components, whitened.shape[1])]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a component that converges slowly still ranks its tail correctly
-        ica = FastICA(whiten=False, max_iter=300, tol=1e-3, random_state=seed).fit(leading[fit_rows])
-    return np.apply_along_axis(robust_z, 0, ica.transform(leading))
 
 
 def _refined(space, members, threshold, rng):
