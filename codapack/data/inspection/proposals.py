@@ -1,0 +1,91 @@
+"""Candidate groups for the overlay search (`overlays.py`), and the whitened space they live in.
+
+Class residuals are whitened on their leading principal components, so that
+natural variation has unit spread in every direction. Two kinds of proposal
+come from that space: the tails of independent components (a source is a
+sparse, non-Gaussian direction), and neighbourhoods of rows that are
+unusually alike their nearest neighbours (a source spread over many
+components still points its images the same way). A proposal is only a
+starting point: `overlays.py` refines and admits, or rejects, each one.
+"""
+
+import warnings
+
+import numpy as np
+from sklearn.decomposition import PCA, FastICA
+
+WHITENED = 160  # leading principal components kept, whitened, for refinement
+COMPONENTS = 64  # of those, the ones the independent component analysis searches
+FIT_SAMPLE = 5000
+SEED_Z = 4.0  # robust z of a row's closeness to its nearest neighbours for it to seed a proposal
+MAX_SEEDS = 400
+NEIGHBOUR_CHUNK = 1024
+
+
+def proposals(whitened, fit_rows, components, threshold, min_size, seed, covered):
+    """Candidate member sets: the tails of independent components, then neighbourhoods of mutually similar rows."""
+    for z in component_scores(whitened, fit_rows, components, seed).T:
+        for signed in (z, -z):
+            proposal = np.flatnonzero(signed >= threshold)
+            if len(proposal) >= max(min_size // 2, 4):
+                yield proposal
+    yield from neighbour_proposals(whitened, fit_rows, max(min_size // 2, 4), covered)
+
+
+def neighbour_proposals(whitened, fit_rows, k, covered):
+    """Each seed with its k most similar rows: seeds are the rows most alike their k nearest neighbours.
+
+    Independent components miss a source whose pattern is spread over many
+    whitened components (a fine texture). Its images still point the same way:
+    their cosine similarity to one another is far above that of clean images,
+    whose whitened residuals are nearly independent. Seeds are taken strongest
+    first, skipping rows already in a proposal or in an admitted group (`covered`,
+    a mask over all rows that the caller updates between proposals).
+    """
+    rows = whitened[fit_rows] - whitened[fit_rows].mean(axis=0)
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    neighbours = np.empty((len(rows), k), dtype=int)
+    closeness = np.empty(len(rows))
+    for start in range(0, len(rows), NEIGHBOUR_CHUNK):
+        similarity = rows[start:start + NEIGHBOUR_CHUNK] @ rows.T
+        similarity[np.arange(len(similarity)), start + np.arange(len(similarity))] = -np.inf
+        top = np.argpartition(-similarity, k, axis=1)[:, :k]
+        neighbours[start:start + len(top)] = top
+        closeness[start:start + len(top)] = np.take_along_axis(similarity, top, axis=1).mean(axis=1)
+    z = robust_z(closeness)
+    proposed = np.zeros(len(rows), dtype=bool)
+    for row in np.argsort(-z)[:MAX_SEEDS]:
+        if z[row] < SEED_Z:
+            break
+        if proposed[row] or covered[fit_rows[row]]:
+            continue
+        members = np.append(neighbours[row], row)
+        proposed[members] = True
+        yield fit_rows[np.sort(members)]
+
+
+def robust_z(values):
+    """(values - median) / (1.4826 * MAD): a z-score that the outliers themselves do not inflate."""
+    median = np.median(values)
+    spread = 1.4826 * np.median(np.abs(values - median))
+    return (values - median) / max(spread, 1e-12)
+
+
+def whiten(residuals, seed):
+    """The leading principal components, each scaled to unit variance, and the rows that fitted them."""
+    n, d = residuals.shape
+    rng = np.random.default_rng(seed)
+    # A sample fits the decomposition as well as the whole file and keeps the time flat.
+    fit_rows = np.sort(rng.choice(n, min(FIT_SAMPLE, n), replace=False))
+    kept = min(WHITENED, d, len(fit_rows) - 1)
+    pca = PCA(kept, svd_solver="randomized", whiten=True, random_state=seed).fit(residuals[fit_rows])
+    return pca.transform(residuals).astype(np.float32), fit_rows
+
+
+def component_scores(whitened, fit_rows, components, seed):
+    """Robust z-scores of every image on every independent component of the leading columns."""
+    leading = whitened[:, :min(components, whitened.shape[1])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a component that converges slowly still ranks its tail correctly
+        ica = FastICA(whiten=False, max_iter=300, tol=1e-3, random_state=seed).fit(leading[fit_rows])
+    return np.apply_along_axis(robust_z, 0, ica.transform(leading))
