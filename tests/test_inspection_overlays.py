@@ -138,3 +138,10 @@ def test_a_group_spanning_two_sources_does_not_absorb_them():
     result = _disjoint([Overlay(first[:95], np.full(95, 30.0), 30.0), Overlay(first[3:], np.full(97, 29.0), 29.0)],
                        20)
     assert [len(g.indices) for g in result] == [100]
+
+
+@pytest.mark.parametrize("n", [3, 19])
+def test_a_file_smaller_than_a_group_gives_no_group(n):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8)
+    assert overlay_groups(images, np.arange(n) % 4, 4, min_size=20) == []

@@ -135,6 +135,8 @@ def find_overlays(residuals, *, threshold=DEFAULT_THRESHOLD, min_size=20, compon
     Returns:
         A list of `Overlay`, disjoint, by decreasing size.
     """
+    if len(residuals) < min_size:
+        return []  # no group can be admitted, and the decompositions need more rows than that
     rng = np.random.default_rng(seed)
     whitened, fit_rows = whiten(residuals, seed)
     space = (whitened, np.einsum("ij,ij->i", whitened, whitened), whitened.mean(axis=0))  # rows, norms, centre
