@@ -201,10 +201,11 @@ def _admitted(overlay, z, threshold, min_size):
     """
     if overlay is None or len(overlay.indices) < min_size:
         return None
-    tail, ratio = _tail(z, threshold)
+    lower, upper = _bands(z, threshold)
+    tail, ratio = _tail(lower, upper)
     if overlay.score >= GROUP_MARGIN * threshold and len(overlay.indices) >= TAIL_FACTOR * tail + 1:
         cut = _cut_level(threshold, tail, ratio)
-    elif overlay.score >= FAINT_MARGIN * threshold and len(overlay.indices) >= VALLEY_FACTOR * sum(_bands(z, threshold)):
+    elif overlay.score >= FAINT_MARGIN * threshold and len(overlay.indices) >= VALLEY_FACTOR * (lower + upper):
         cut = threshold  # a faint source: the valley below the threshold leaves nothing to raise the cut above
     else:
         return None
@@ -235,15 +236,14 @@ def _bands(z, threshold):
     return lower, upper
 
 
-def _tail(z, threshold):
+def _tail(lower, upper):
     """(images the bulk's tail would put at or above the threshold, the ratio r between its bands).
 
-    The two bands below the threshold, continued geometrically. Bands of a
-    quarter threshold: if the upper band holds a fraction r of the lower one,
-    the next bands hold r, r^2, ... times the upper one. A tail that does not
-    thin out (r >= 1) makes any group above it a tail: infinite.
+    The two bands below the threshold (`_bands`), continued geometrically. Bands
+    of a quarter threshold: if the upper band holds a fraction r of the lower
+    one, the next bands hold r, r^2, ... times the upper one. A tail that does
+    not thin out (r >= 1) makes any group above it a tail: infinite.
     """
-    lower, upper = _bands(z, threshold)
     if upper == 0:
         return 0.0, 0.0
     if upper >= lower:

@@ -24,12 +24,13 @@ NEIGHBOUR_CHUNK = 1024
 
 def proposals(whitened, fit_rows, components, threshold, min_size, seed, covered):
     """Candidate member sets: the tails of independent components, then neighbourhoods of mutually similar rows."""
+    smallest = max(min_size // 2, 4)  # a proposal may hold half a group: refinement adds the rest
     for z in component_scores(whitened, fit_rows, components, seed).T:
         for signed in (z, -z):
             proposal = np.flatnonzero(signed >= threshold)
-            if len(proposal) >= max(min_size // 2, 4):
+            if len(proposal) >= smallest:
                 yield proposal
-    yield from neighbour_proposals(whitened, fit_rows, max(min_size // 2, 4), covered)
+    yield from neighbour_proposals(whitened, fit_rows, smallest, covered)
 
 
 def neighbour_proposals(whitened, fit_rows, k, covered):
