@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import MAKE_KIT, Row  # noqa: E402
 from codapack.data.inspection import outliers, overlays  # noqa: E402
 from codapack.data.inspection.features import layout_features  # noqa: E402
-from tests.contamination import Setting, contaminate  # noqa: E402
+from tests.contamination import Setting, contaminate, precision_recall  # noqa: E402
 
 CLASSES = 8
 LARGE_SETTING = Setting("three-sources", ("photo", "texture", "sticker"), 0.08, weight=(0.25, 0.45), seed=3)
@@ -41,21 +41,13 @@ def former_method(images, labels):
     return [g.indices for g in outliers.background_groups(embedding, labels, CLASSES)]
 
 
-def score(found, truth):
-    flagged = np.zeros(len(truth), dtype=bool)
-    for indices in found:
-        flagged[indices] = True
-    hits = int((flagged & truth).sum())
-    return hits / max(int(flagged.sum()), 1), hits / int(truth.sum())
-
-
 def compare(name, images, labels, truth):
     """Rows for one data set: seconds, precision and recall of both methods."""
     measured = {}
     for method in (current_method, former_method):
         started = time.perf_counter()
         found = method(images, labels)
-        measured[method] = (time.perf_counter() - started, *score(found, truth))
+        measured[method] = (time.perf_counter() - started, *precision_recall(found, truth))
     (new_s, new_p, new_r), (old_s, old_p, old_r) = measured[current_method], measured[former_method]
     note = f"{len(labels)} images, {int(truth.sum())} contaminated"
     return [Row("inspection", f"{name}: seconds", new_s, "s", old_s, "mutual k-NN (before)", False, note),

@@ -11,7 +11,7 @@ of its area). A source is one picture, made here without any download:
 `contaminate` takes clean images (the procedural cells of `codapack.synthetic`
 in unit tests, real cells in the benchmark) and a `Setting`, and returns the
 mixed file with its true mask, so a detector can be scored with precision and
-recall. Contaminated images get random labels, as in the competition, unless
+recall (`precision_recall`). Contaminated images get random labels, as in the competition, unless
 the setting ties the source to one class.
 """
 
@@ -121,6 +121,15 @@ def contaminate(images, labels, num_classes, setting):
         if setting.tied_class is None:
             labels[chunk] = rng.integers(0, num_classes, len(chunk))
     return images, labels.reshape(-1, 1), source
+
+
+def precision_recall(found, truth):
+    """(precision, recall) of the images in `found` (index arrays, one per group) against the mask `truth`."""
+    flagged = np.zeros(len(truth), dtype=bool)
+    for indices in found:
+        flagged[indices] = True
+    hits = int((flagged & truth).sum())
+    return hits / max(int(flagged.sum()), 1), hits / int(truth.sum())
 
 
 def _paste(cells, picture, cover, rng):

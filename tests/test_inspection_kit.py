@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from codapack.cli.main import main
 from codapack.data.inspection.overlays import overlay_groups
 from tests.conftest import SHARED, write_npz
-from tests.contamination import Setting, contaminate
+from tests.contamination import Setting, contaminate, precision_recall
 
 MAKE_KIT = SHARED / "tools" / "make_kit.py"
 
@@ -71,11 +71,7 @@ def test_generated_sources_over_real_cells(kit, setting):
     clean = np.flatnonzero(~is_contaminant)[::3]  # 3,986 real cells
     mixed, mixed_labels, source = contaminate(images[clean], labels[clean], 8, setting)
     groups = overlay_groups(mixed, mixed_labels.ravel().astype(int), 8)
-    flagged = np.zeros(len(source), dtype=bool)
-    for group in groups:
-        flagged[group.indices] = True
-    hits = int((flagged & (source >= 0)).sum())
-    precision, recall = hits / max(int(flagged.sum()), 1), hits / int((source >= 0).sum())
+    precision, recall = precision_recall([group.indices for group in groups], source >= 0)
     print(f"\n{setting.name} over real cells: groups {[len(g.indices) for g in groups]}, "
           f"precision {precision:.3f}, recall {recall:.3f}")
     assert precision >= 0.98 and recall >= 0.98

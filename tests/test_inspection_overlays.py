@@ -11,7 +11,7 @@ import pytest
 
 from codapack.data.inspection.overlays import Overlay, _admitted, _disjoint, overlay_groups
 from codapack.data.inspection.proposals import neighbour_proposals
-from tests.contamination import Setting, contaminate, make_cells
+from tests.contamination import Setting, contaminate, make_cells, precision_recall
 
 N, SIZE, CLASSES = 2000, 32, 8
 # Settings still short of the acceptance with the current detector, marked as expected
@@ -42,17 +42,8 @@ def cells():
     return make_cells(N, SIZE, CLASSES, seed=0)
 
 
-def _flagged(groups, kind, n):
-    flagged = np.zeros(n, dtype=bool)
-    for group in groups:
-        if group.kind == kind:
-            flagged[group.indices] = True
-    return flagged
-
-
-def _precision_recall(flagged, truth):
-    hits = int((flagged & truth).sum())
-    return hits / max(int(flagged.sum()), 1), hits / int(truth.sum())
+def _of_kind(groups, kind):
+    return [group.indices for group in groups if group.kind == kind]
 
 
 @pytest.mark.parametrize("setting", [
@@ -62,7 +53,7 @@ def test_contamination_found_with_precision_and_recall(cells, setting):
     images, labels, source = contaminate(*cells, CLASSES, setting)
     labels = labels.ravel()
     groups = overlay_groups(images, labels, CLASSES, min_size=10)
-    precision, recall = _precision_recall(_flagged(groups, "overlay", len(labels)), source >= 0)
+    precision, recall = precision_recall(_of_kind(groups, "overlay"), source >= 0)
     print(f"\n{setting.name}: {len(groups)} groups {[len(g.indices) for g in groups]}, "
           f"precision {precision:.3f}, recall {recall:.3f}")
     assert precision >= 0.98 and recall >= 0.98
@@ -72,7 +63,7 @@ def test_source_tied_to_one_class_is_a_warning_not_a_background(cells):
     images, labels, source = contaminate(*cells, CLASSES, TIED)
     groups = overlay_groups(images, labels.ravel(), CLASSES, min_size=10)
     assert [g.kind for g in groups] == ["class-tied"]
-    precision, recall = _precision_recall(_flagged(groups, "class-tied", len(source)), source >= 0)
+    precision, recall = precision_recall(_of_kind(groups, "class-tied"), source >= 0)
     print(f"\ntied: precision {precision:.3f}, recall {recall:.3f}")
     assert precision >= 0.98 and recall >= 0.98 and "class 3" in groups[0].why
 
