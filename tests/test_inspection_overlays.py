@@ -96,11 +96,13 @@ def test_neighbour_proposals_find_a_pattern_spread_over_every_component():
 
 def _group_with_bands(members_z, lower, upper, threshold=6.0, n=4000, seed=0):
     """z-scores of n images: `members_z` for the group, `lower` and `upper` images in the two
-    bands below the threshold, the rest normal; and the group as `_refined` returns it."""
+    bands below the threshold and as many at minus those values (a bulk's tail is symmetric), the
+    rest normal; and the group as `_refined` returns it."""
     rng = np.random.default_rng(seed)
     z = np.clip(rng.normal(size=n), -2.5, 2.5)
     z[:lower] = rng.uniform(threshold / 2, 0.75 * threshold, lower)
     z[lower:lower + upper] = rng.uniform(0.75 * threshold, threshold - 1e-6, upper)
+    z[lower + upper:2 * (lower + upper)] = -z[:lower + upper]
     indices = np.arange(n - len(members_z), n)
     z[indices] = members_z
     return Overlay(indices, z[indices], float(np.median(members_z))), z
@@ -115,6 +117,19 @@ def test_a_faint_source_is_admitted_by_its_valley_and_a_natural_group_is_not():
     assert _admitted(overlay, z, 6.0, 20) is None
     overlay, z = _group_with_bands(np.linspace(6.2, 8.4, 100), lower=9, upper=9)  # median 7.3 < 1.25 * 6
     assert _admitted(overlay, z, 6.0, 20) is None
+
+
+def test_a_faint_sources_weakest_members_come_back_down_to_where_the_bulk_reaches():
+    weakest = np.linspace(4.7, 5.9, 10)  # the source's members just below the threshold of 6
+    members = np.concatenate([weakest, np.linspace(6.2, 13.0, 100)])
+    z = np.clip(np.random.default_rng(1).normal(size=4000), -2.5, 2.5)
+    z[-110:] = members
+    above = np.arange(3890, 4000)[members >= 6.0]
+    admitted = _admitted(Overlay(above, z[above], float(np.median(z[above]))), z, 6.0, 20)
+    assert admitted.cut == 3.0 and np.array_equal(admitted.indices, np.arange(3890, 4000))
+    z[:3] = -5.0  # the bulk reaches 5 on its mirror side, so it may reach +5 as well: the cut stops above 5
+    admitted = _admitted(Overlay(above, z[above], float(np.median(z[above]))), z, 6.0, 20)
+    assert admitted.cut == 5.25 and len(admitted.indices) == 100 + np.count_nonzero(weakest >= 5.25)
 
 
 def test_a_group_spanning_two_sources_does_not_absorb_them():

@@ -31,7 +31,9 @@ Search, in three steps:
    bulk's tail, continued geometrically from the two bands below the
    threshold, would put above it. A faint source, short of that margin, is
    admitted by its valley instead: few images just below the threshold for
-   its many members above it (`FAINT_MARGIN`, `VALLEY_FACTOR`).
+   its many members above it (`FAINT_MARGIN`, `VALLEY_FACTOR`). Its weakest
+   members fall just below the threshold, so its cut is lowered as far as the
+   bulk, seen on the mirror side of zero, does not reach (`_mirror_cut`).
 
 Groups whose labels are more one-class than `max_association` are kept apart
 as class-tied: they may be a source laid over one class only, or a real look
@@ -69,8 +71,9 @@ class Overlay:
         indices: sorted member indices.
         scores: each member's robust z-score along the group's direction.
         score: the group's score, the median of `scores`.
-        cut: the z-score that admitted members: the threshold, or higher where the
-            rest's tail reaches past it (see `_cut_level`).
+        cut: the z-score that admitted members: the threshold, higher where the
+            rest's tail reaches past it (`_cut_level`), lower for a faint source
+            where the rest does not reach (`_mirror_cut`).
     """
 
     indices: np.ndarray
@@ -206,11 +209,31 @@ def _admitted(overlay, z, threshold, min_size):
     if overlay.score >= GROUP_MARGIN * threshold and len(overlay.indices) >= TAIL_FACTOR * tail + 1:
         cut = _cut_level(threshold, tail, ratio)
     elif overlay.score >= FAINT_MARGIN * threshold and len(overlay.indices) >= VALLEY_FACTOR * (lower + upper):
-        cut = threshold  # a faint source: the valley below the threshold leaves nothing to raise the cut above
+        cut = _mirror_cut(z, threshold)  # a faint source: its weakest members straddle the threshold
     else:
         return None
-    keep = overlay.scores >= cut
-    return Overlay(overlay.indices[keep], overlay.scores[keep], float(np.median(overlay.scores[keep])), cut)
+    members = np.flatnonzero(z >= cut)
+    return Overlay(members, z[members], float(np.median(z[members])), cut)
+
+
+def _mirror_cut(z, threshold, steps=4):
+    """The cut lowered from the threshold, in eighths of it down to half, while the bulk reaches no further.
+
+    A source only adds to the projection along its direction, so the bulk's tail
+    above a level c is estimated by its mirror, the images at or below -c, where
+    no member lies. The cut goes down while that mirror is empty: a faint
+    source's weakest members, just below the threshold, come back, and no level
+    the bulk is seen to reach is opened. (Letting the mirror hold 1 % of the
+    members lost 0.5 to 1.2 points of precision on real cells with several
+    sources.)
+    """
+    cut = threshold
+    for step in range(1, steps + 1):
+        lower = threshold * (1 - step / 8)
+        if np.any(z <= -lower):
+            break
+        cut = lower
+    return cut
 
 
 def _cut_level(threshold, tail, ratio, expected_images=0.5):
