@@ -5,7 +5,8 @@ from the submission folder as the platform does; the kinds alternate and the
 least time of each stage over the rounds is kept. The stages replay what each
 runtime does: the template imports TensorFlow and Keras and calls
 `keras.models.load_model` (deserialise the config, build, load the weights);
-codapack's `model.py` imports TensorFlow, then per member either rebuilds the
+codapack's `model.py` imports TensorFlow (with Keras hidden from it when every
+member is compiled, see `compiled._tensorflow_without_keras`), then per member either rebuilds the
 network from `networks.py` and loads its `.weights.h5` (keras), or opens the
 `.tflite` file in an interpreter (tflite, tflite-fp16). The first batch
 (tracing the Keras graph, or sizing the interpreter's tensors) is timed apart:
@@ -40,9 +41,9 @@ def timed(name, function):
     return out
 
 np = timed("import numpy", lambda: __import__("numpy"))
-timed("import tensorflow (Keras with it)", lambda: __import__("tensorflow"))
 X = np.zeros((64, *shape), np.float32)
 if os.path.exists("weights.keras"):
+    timed("import tensorflow (Keras with it)", lambda: __import__("tensorflow"))
     import keras
     network = timed("load_model: config, build, weights", lambda: keras.models.load_model("weights.keras"))
     timed("first batch: predict's tracing", lambda: network.predict(X, verbose=0))
@@ -50,10 +51,14 @@ else:
     model = timed("model.py", lambda: __import__("model"))
     manifest = timed("manifest.py, manifest.json",
                      lambda: model._load_sibling_module(model.MANIFEST_FILE).read_manifest(folder))
-    networks = (timed("networks.py", lambda: model._load_sibling_module(model.NETWORKS_FILE))
-                if model.needs_networks(manifest) else None)
+    networks = None
+    if model.needs_networks(manifest):
+        timed("import tensorflow (Keras with it)", lambda: __import__("tensorflow"))
+        networks = timed("networks.py", lambda: model._load_sibling_module(model.NETWORKS_FILE))
     compiled = timed("compiled.py, tta.py", lambda: (model._load_sibling_module(model.COMPILED_FILE),
                                                      model._load_sibling_module(model.TTA_FILE)))[0]
+    if networks is None:  # as compiled.py imports it for its interpreter
+        timed("import tensorflow (Keras hidden)", compiled._tensorflow_without_keras)
     for entry in manifest["members"]:
         if model.member_format(entry) == "keras":
             import tensorflow as tf

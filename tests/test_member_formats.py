@@ -161,3 +161,31 @@ def test_compiled_member_emits_no_deprecation_warning(tmp_path):
     assert not [w for w in caught if "deprecated" in str(w.message)]
     x = np.arange(2 * 48, dtype=np.float32).reshape(2, 4, 4, 3)
     np.testing.assert_allclose(member.predict_batch(x), network(x).numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_compiled_member_runs_without_importing_keras_and_leaves_it_importable(tmp_path):
+    import subprocess
+
+    import keras
+
+    network = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    (tmp_path / "m.tflite").write_bytes(member_formats.convert(network, "tflite"))
+    x = np.arange(2 * 48, dtype=np.float32).reshape(2, 4, 4, 3)
+    np.save(tmp_path / "x.npy", x)
+    # A fresh interpreter loading compiled.py alone, as a zip's model.py does.
+    script = f"""
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("compiled", {compiled.__file__!r})
+compiled = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compiled)
+member = compiled.CompiledMember({{"name": "m", "format": "tflite", "model": "m.tflite"}}, {str(tmp_path)!r})
+np.save({str(tmp_path / "out.npy")!r}, member.predict_batch(np.load({str(tmp_path / "x.npy")!r})))
+assert "tensorflow" in sys.modules and "keras" not in sys.modules, sorted(m for m in sys.modules if "keras" in m)[:5]
+import keras
+print("keras", keras.__version__)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("keras ")
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), network(x).numpy(), rtol=1e-5, atol=1e-4)
