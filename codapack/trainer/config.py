@@ -47,6 +47,10 @@ class Phase:
         ema: momentum of an exponential moving average of the weights (Keras' `use_ema`), which
             replaces the weights at the end of the phase; 0 is off, 0.998 averages over about
             the last 500 steps.
+        consistency: weight of the Jensen-Shannon consistency term between each image with
+            geometry only and the same image with the phase's other augmentation layers
+            (`trainer/consistency.py`, as AugMix); 0 is off. Each step then runs two views of
+            its batch, so the phase costs about twice as much per epoch.
         freeze_batch_norm: keep the backbone's batch-norm layers in inference mode when unfrozen.
         augmentation: a policy name for this phase instead of the config's `[augmentation]`
             policy or layers (e.g. "geometry" to converge first, "robust" for the fine-tune);
@@ -68,6 +72,7 @@ class Phase:
     min_learning_rate: float = 1e-7
     early_stopping_patience: int = 3
     ema: float = 0.0
+    consistency: float = 0.0
     freeze_batch_norm: bool = True
     augmentation: str = ""
 
@@ -286,6 +291,19 @@ def _check_values(config, path):
         _check_phase(phase, "training" if "phases" not in config.raw else f"phases.{i}", path)
         if phase.augmentation:
             _one_of(path, f"phases.{i}.augmentation", phase.augmentation, POLICIES)
+        if phase.consistency:
+            _check_consistency(config, phase, path)
+
+
+def _check_consistency(config, phase, path):
+    """A consistency phase needs its two views of each image side by side in one batch."""
+    augmentation = phase_augmentation(config, phase)
+    if augmentation.mixup or augmentation.cutmix:
+        raise fail_for(path, f"`consistency` in phase `{phase.name}` should not be combined with MixUp or CutMix "
+                             "(they would mix the two views of an image with other images); set one of them to 0")
+    if config.strategy != "default":
+        raise fail_for(path, f"`consistency` in phase `{phase.name}` needs `training.strategy = \"default\"`: "
+                             f"the two views of a batch must stay on one device. Received: {config.strategy!r}")
 
 
 def phase_augmentation(config, phase):
@@ -308,6 +326,8 @@ def _check_phase(phase, name, path):
                              f"Received: {phase.early_stopping_patience}")
     if not 0 <= phase.ema < 1:
         raise fail_for(path, f"`{name}.ema` should be in [0, 1) (0 is off). Received: {phase.ema}")
+    if phase.consistency < 0:
+        raise fail_for(path, f"`{name}.consistency` should be 0 (off) or positive. Received: {phase.consistency}")
     _one_of(path, f"{name}.optimizer", phase.optimizer, OPTIMIZERS)
     _one_of(path, f"{name}.schedule", phase.schedule, SCHEDULES)
     kind, _, arg = phase.trainable.partition(":")

@@ -16,7 +16,7 @@ POOL = "head_pool"
 def can_cache(config, phase, network):
     """Whether this phase can train its head on features computed once."""
     return (config.cache_features == "auto" and phase.trainable == "head" and backbone_of(network) is not None
-            and not config.augmentation.per_epoch and config.strategy == "default")
+            and not config.augmentation.per_epoch and config.strategy == "default" and not phase.consistency)
 
 
 def split_at_head(network):

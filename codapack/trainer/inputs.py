@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from codapack.data.augment import batch_mixer, image_augmenter
-from codapack.data.policies import layer_names
+from codapack.data.policies import LAYER_FAMILIES, layer_names
 
 
 def subsample(indices, labels, limit, seed):
@@ -30,14 +30,27 @@ def oversample(images, labels, seed):
     return images[order], labels[order]
 
 
-def train_pipeline(images, labels, num_classes, batch_size, augmentation, seed):
-    """Shuffled batches of (float32 pixels 0..255, one-hot or soft labels), augmented per epoch."""
+def train_pipeline(images, labels, num_classes, batch_size, augmentation, seed, pairs=False):
+    """Shuffled batches of (float32 pixels 0..255, one-hot or soft labels), augmented per epoch.
+
+    With `pairs`, each batch of B images is 2B rows for `consistency.ConsistencyLoss`:
+    the images with the geometry layers only, then the same images with the other
+    layers applied on top of that geometry.
+    """
     import tensorflow as tf
 
-    augment = image_augmenter(layer_names(augmentation), seed)
+    names = layer_names(augmentation)
     mix = batch_mixer(augmentation.mixup, augmentation.cutmix, seed)
     order = tf.data.Dataset.range(len(labels)).shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     ds = _gathered(images, labels, order.batch(batch_size), num_classes)
+    if pairs:
+        geometry = [name for name in names if LAYER_FAMILIES[name] == ("geometry",)]
+        rest = [name for name in names if name not in geometry]
+        move, corrupt = image_augmenter(geometry, seed), image_augmenter(rest, seed + len(geometry))
+        move, corrupt = move or (lambda x: x), corrupt or (lambda x: x)
+        ds = ds.map(lambda x, y: _paired(move(x), corrupt, y), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+    augment = image_augmenter(names, seed)
     if augment is not None:
         ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     if mix is not None:
@@ -45,12 +58,24 @@ def train_pipeline(images, labels, num_classes, batch_size, augmentation, seed):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_pipeline(images, labels, num_classes, batch_size):
-    """Batches of (float32 pixels, one-hot labels) in order, for validation and prediction."""
+def eval_pipeline(images, labels, num_classes, batch_size, pairs=False):
+    """Batches of (float32 pixels, one-hot labels) in order, for validation and prediction.
+
+    With `pairs`, each image is paired with itself (see `train_pipeline`): the
+    validation loss of a consistency phase is then its plain cross-entropy.
+    """
     import tensorflow as tf
 
-    return _gathered(images, labels, tf.data.Dataset.range(len(labels)).batch(batch_size),
-                     num_classes).prefetch(tf.data.AUTOTUNE)
+    ds = _gathered(images, labels, tf.data.Dataset.range(len(labels)).batch(batch_size), num_classes)
+    if pairs:
+        ds = ds.map(lambda x, y: _paired(x, lambda same: same, y))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _paired(images, corrupt, labels):
+    import tensorflow as tf
+
+    return tf.concat([images, corrupt(images)], axis=0), tf.concat([labels, labels], axis=0)
 
 
 def _gathered(images, labels, batch_indices, num_classes):

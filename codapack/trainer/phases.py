@@ -5,6 +5,7 @@ import math
 import keras
 
 from codapack.errors import CodapackError
+from codapack.trainer.consistency import ConsistencyLoss
 
 BACKBONE = "backbone"
 # The name of the head model trained on cached features (trainer/features.py).
@@ -95,14 +96,16 @@ def make_optimizer(phase, steps_per_epoch):
 
 
 def compile_for(network, phase, steps_per_epoch, label_smoothing, run_eagerly=False):
-    """Compile `network` for one phase: its optimiser, soft-label cross-entropy, accuracy.
+    """Compile `network` for one phase: its optimiser, soft-label cross-entropy (plus the consistency
+    term when the phase asks for it, see `consistency.py`), accuracy.
 
     A head trained on cached features runs a whole epoch per call: its steps are so small that
     Keras' per-step dispatch took most of the phase's time.
     """
     per_call = steps_per_epoch if network.name == CACHED_HEAD and not run_eagerly else 1
     network.compile(optimizer=make_optimizer(phase, steps_per_epoch),
-                    loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                    loss=(ConsistencyLoss(phase.consistency, label_smoothing) if phase.consistency else
+                          keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)),
                     metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
                     run_eagerly=run_eagerly, jit_compile=False, steps_per_execution=per_call)
 

@@ -244,9 +244,10 @@ def _run_phase(config, index, phase, network, strategy, checkpoint, state, data,
                                          seed=config.seed + index)
         val_ds = inputs.array_pipeline(cache["val"], y_val, num_classes, phase.batch_size)
     else:
+        pairs = phase.consistency > 0
         train_ds = inputs.train_pipeline(x_train, y_train, num_classes, phase.batch_size, config.augmentation,
-                                         config.seed + index)
-        val_ds = inputs.eval_pipeline(x_val, y_val, num_classes, phase.batch_size)
+                                         config.seed + index, pairs=pairs)
+        val_ds = inputs.eval_pipeline(x_val, y_val, num_classes, phase.batch_size, pairs=pairs)
     with strategy.scope():
         compile_for(model, phase, steps_per_epoch(len(y_train), phase.batch_size), config.label_smoothing,
                     config.run_eagerly)
