@@ -40,7 +40,6 @@ def train_pipeline(images, labels, num_classes, batch_size, augmentation, seed, 
     import tensorflow as tf
 
     names = layer_names(augmentation)
-    mix = batch_mixer(augmentation.mixup, augmentation.cutmix, seed)
     order = tf.data.Dataset.range(len(labels)).shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     ds = _gathered(images, labels, order.batch(batch_size), num_classes)
     if pairs:
@@ -51,6 +50,7 @@ def train_pipeline(images, labels, num_classes, batch_size, augmentation, seed, 
         ds = ds.map(lambda x, y: _paired(move(x), corrupt, y), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
     augment = image_augmenter(names, seed)
+    mix = batch_mixer(augmentation.mixup, augmentation.cutmix, seed)  # refused with pairs (config check)
     if augment is not None:
         ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     if mix is not None:
