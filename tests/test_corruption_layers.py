@@ -9,7 +9,7 @@ import tensorflow as tf
 from PIL import Image
 from scipy import ndimage
 
-from codapack.data.corruption_layers import (RandomBlobs, RandomChannelGain, RandomDefocusBlur, RandomJPEG,
+from codapack.data.corruption_layers import (RandomAmplitudeSwap, RandomBlobs, RandomChannelGain, RandomConvolution, RandomDefocusBlur, RandomJPEG,
                                        RandomMotionBlur, RandomOneOf, RandomPixelation, RandomPixelNoise,
                                        RandomSaltPepper, RandomSpeckleNoise)
 from codapack.data.corruption_layers.blur import per_image_convolution
@@ -27,6 +27,8 @@ FACTORIES = {
     "jpeg": lambda seed: RandomJPEG(seed=seed),
     "pixelation": lambda seed: RandomPixelation(seed=seed),
     "blobs": lambda seed: RandomBlobs(seed=seed),
+    "amplitude_swap": lambda seed: RandomAmplitudeSwap(seed=seed),
+    "random_convolution": lambda seed: RandomConvolution(rate=0.8, seed=seed),
     "one_of": lambda seed: RandomOneOf([RandomPixelNoise(seed=seed), RandomDefocusBlur(seed=seed)], rate=0.7,
                                        seed=seed),
 }
@@ -148,6 +150,70 @@ def test_blobs_cover_part_of_the_image_with_a_flat_colour():
             assert core.std(axis=0).max() < 25  # the blob's inside is nearly one colour, over any texture
 
 
+def _amplitude_swap_reference(images):
+    """Each image's phase with the previous image's amplitude, per channel, in NumPy."""
+    spectrum = np.fft.fft2(images.astype(np.float64), axes=(1, 2))
+    donor = np.abs(np.roll(spectrum, 1, axis=0))
+    return np.clip(np.real(np.fft.ifft2(donor * np.exp(1j * np.angle(spectrum)), axes=(1, 2))), 0, 255)
+
+
+def test_amplitude_swap_matches_numpy_and_takes_the_donors_spectrum():
+    out = _run(RandomAmplitudeSwap(rate=1.0, seed=3))
+    np.testing.assert_allclose(out, _amplitude_swap_reference(IMAGES), atol=0.05)
+    # Smooth images, so that nothing is clipped: the amplitude is the donor's, the phase the image's.
+    smooth = ndimage.gaussian_filter(IMAGES, sigma=(0, 2, 2, 0)).astype(np.float32)
+    swapped = np.fft.fft2(_run(RandomAmplitudeSwap(rate=1.0, seed=3), smooth).astype(np.float64), axes=(1, 2))
+    original = np.fft.fft2(smooth.astype(np.float64), axes=(1, 2))
+    np.testing.assert_allclose(np.abs(swapped), np.abs(np.roll(original, 1, axis=0)), rtol=1e-3, atol=0.5)
+    strong = np.abs(original) > 50
+    assert np.abs(np.angle(swapped[strong] / original[strong])).max() < 1e-2
+
+
+def test_amplitude_swap_changes_the_requested_share_and_nothing_at_rate_zero():
+    images = np.tile(IMAGES, (20, 1, 1, 1))  # each image's donor is another image
+    out = _run(RandomAmplitudeSwap(rate=0.3, seed=2), images)
+    changed = np.any(np.abs(out - images) > 0.5, axis=(1, 2, 3))
+    assert changed.mean() == pytest.approx(0.3, abs=0.08)
+    assert np.array_equal(_run(RandomAmplitudeSwap(rate=0.0, seed=2)), IMAGES)
+
+
+def _blend_residual(out, image, filtered):
+    """How far `out` is from the best blend w * image + (1 - w) * filtered, relative to its spread."""
+    a, b = (image - filtered).ravel(), (out - filtered).ravel()
+    weight = a @ b / (a @ a)
+    return np.abs(b - weight * a).max() / image.std(), weight
+
+
+def test_random_convolution_is_the_image_blended_with_scipys_filtering():
+    layer = RandomConvolution(rate=1.0, kernel_sizes=(5,), seed=4)
+    kernel = RNG.normal(0, 1, (5, 5, 3, 3)).astype(np.float32) * layer.kernel(3).numpy().astype(bool)
+    layer.kernel = lambda channels: tf.constant(kernel)
+    faint = 100 + (IMAGES[:4] - 127.5) * 0.2  # little contrast: nothing is clipped
+    out = _run(layer, faint)
+    for image, result in zip(faint.astype(np.float64), out):
+        centred = image - image.mean(axis=(0, 1))
+        filtered = np.stack([sum(ndimage.correlate(centred[..., i], kernel[..., i, j], mode="mirror")
+                                 for i in range(3)) for j in range(3)], axis=-1)
+        filtered = filtered * centred.std() / filtered.std() + image.mean(axis=(0, 1))
+        residual, weight = _blend_residual(result, image, filtered)
+        assert residual < 0.02 and 0 <= weight <= 1
+
+
+def test_random_convolution_of_size_one_mixes_colours_pixel_by_pixel_and_keeps_the_means():
+    out = _run(RandomConvolution(rate=1.0, kernel_sizes=(1,), seed=2), IMAGES[:4])
+    for image, result in zip(IMAGES[:4].reshape(4, -1, 3), out.reshape(4, -1, 3)):
+        affine = np.c_[image, np.ones(len(image))]
+        fit = np.linalg.lstsq(affine, result, rcond=None)[0]
+        assert np.abs(affine @ fit - result).max() < 0.5  # a colour matrix: no pixel sees its neighbours
+        np.testing.assert_allclose(result.mean(axis=0), image.mean(axis=0), atol=3.0)
+    layer = RandomConvolution(kernel_sizes=(3, 7), seed=1)
+    spans = set()
+    for _ in range(20):
+        support = np.flatnonzero(np.any(layer.kernel(3).numpy() != 0, axis=(1, 2, 3)))
+        spans.add((support.min(), support.max()))
+    assert spans == {(2, 4), (0, 6)}  # a 3 x 3 kernel in the middle of the 7 x 7 grid, or the whole grid
+
+
 def test_one_of_changes_the_requested_share_and_uses_only_its_candidates():
     images = np.repeat(IMAGES, 20, axis=0)
     out = _run(RandomOneOf([RandomSaltPepper(max_amount=0.5, seed=1)], rate=0.4, seed=2), images)
@@ -165,6 +231,11 @@ def test_one_of_changes_the_requested_share_and_uses_only_its_candidates():
 def test_bad_arguments_are_refused_the_keras_way(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RandomChannelGain(**kwargs)
+
+
+def test_random_convolution_refuses_even_kernel_sizes():
+    with pytest.raises(ValueError, match="`kernel_sizes` should be odd sizes of at least 1. Received: kernel_sizes=\\(1, 4\\)"):
+        RandomConvolution(kernel_sizes=(1, 4))
 
 
 def test_layers_run_inside_a_tf_data_map():

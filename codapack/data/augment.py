@@ -11,9 +11,10 @@ one-hot labels into soft labels.
 import keras
 import tensorflow as tf
 
-from codapack.data.corruption_layers import (ChannelShuffle, RandomBlobs, RandomChannelGain, RandomDefocusBlur,
-                                             RandomJPEG, RandomMotionBlur, RandomOneOf, RandomPixelation,
-                                             RandomPixelNoise, RandomSaltPepper, RandomSpeckleNoise)
+from codapack.data.corruption_layers import (ChannelShuffle, RandomAmplitudeSwap, RandomBlobs, RandomChannelGain,
+                                             RandomConvolution, RandomDefocusBlur, RandomJPEG, RandomMotionBlur,
+                                             RandomOneOf, RandomPixelation, RandomPixelNoise, RandomSaltPepper,
+                                             RandomSpeckleNoise)
 
 RANGE = (0, 255)
 
@@ -72,6 +73,8 @@ LAYERS = {
     "randaugment": lambda seed: keras.layers.RandAugment(value_range=RANGE, num_ops=2, factor=0.3, seed=seed),
     "augmix": lambda seed: keras.layers.AugMix(value_range=RANGE, seed=seed),
     "any_corruption": _any_corruption,
+    "amplitude_swap": lambda seed: RandomAmplitudeSwap(rate=0.5, seed=seed),
+    "random_convolution": lambda seed: RandomConvolution(rate=0.5, seed=seed),
 }
 
 def image_augmenter(names, seed=0):

@@ -36,6 +36,10 @@ LAYER_FAMILIES = {
     # RandAugment and AugMix draw from Keras' geometric and colour operations (and sharpness, posterize).
     "randaugment": ("geometry", "colour"), "augmix": ("geometry", "colour"),
     "any_corruption": ("colour", "blur", "noise", "compression", "occlusion"),
+    # Imitates no corruption: it swaps the amplitude spectra of two training images.
+    "amplitude_swap": (),
+    # A random filter mixes the colour channels (colour) and smooths or sharpens (blur).
+    "random_convolution": ("colour", "blur"),
 }
 
 _LIGHT = ["flip", "rotation", "translation"]

@@ -9,9 +9,11 @@ in a submission: augmentation lives in the training input pipeline.
 from codapack.data.corruption_layers.blur import RandomDefocusBlur, RandomMotionBlur
 from codapack.data.corruption_layers.colour import ChannelShuffle, RandomChannelGain
 from codapack.data.corruption_layers.compression import RandomJPEG, RandomPixelation
+from codapack.data.corruption_layers.mixing import RandomAmplitudeSwap
 from codapack.data.corruption_layers.noise import RandomPixelNoise, RandomSaltPepper, RandomSpeckleNoise
 from codapack.data.corruption_layers.occlusion import RandomBlobs
 from codapack.data.corruption_layers.selection import RandomOneOf
+from codapack.data.corruption_layers.texture import RandomConvolution
 
-__all__ = ["ChannelShuffle", "RandomBlobs", "RandomChannelGain", "RandomDefocusBlur", "RandomJPEG", "RandomMotionBlur",
+__all__ = ["ChannelShuffle", "RandomAmplitudeSwap", "RandomBlobs", "RandomChannelGain", "RandomConvolution", "RandomDefocusBlur", "RandomJPEG", "RandomMotionBlur",
            "RandomOneOf", "RandomPixelNoise", "RandomPixelation", "RandomSaltPepper", "RandomSpeckleNoise"]

@@ -28,6 +28,10 @@ class CorruptionLayer(keras.layers.Layer):
         seed = None if self.seed is None else self.seed * 131 + draw
         return tf.random.uniform(shape, low, high, dtype=dtype, seed=seed)
 
+    def normal(self, shape, draw=0):
+        """Standard normal draws, seeded like `uniform`."""
+        return tf.random.normal(shape, seed=None if self.seed is None else self.seed * 131 + draw)
+
     def compute_output_shape(self, input_shape):
         return input_shape
 
