@@ -189,3 +189,48 @@ print("keras", keras.__version__)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("keras ")
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), network(x).numpy(), rtol=1e-5, atol=1e-4)
+
+
+def _small_tflite(tmp_path):
+    import keras
+
+    network = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                                keras.layers.Dense(3)])
+    (tmp_path / "m.tflite").write_bytes(member_formats.convert(network, "tflite"))
+    return network, {"name": "m", "format": "tflite", "model": "m.tflite"}
+
+
+@pytest.mark.parametrize("slow", [1, 2])
+def test_compiled_member_keeps_the_faster_thread_count_and_predicts_every_batch_once(tmp_path, monkeypatch, slow):
+    import time
+
+    network, entry = _small_tflite(tmp_path)
+    member = compiled.CompiledMember(entry, str(tmp_path), threads=(2, 1))
+    runs = {c.threads: c.run for c in member._candidates}
+    calls = []
+
+    def run_of(threads):
+        def run(images):
+            calls.append(threads)
+            if threads == slow:
+                time.sleep(0.05)
+            return runs[threads](images)
+        return run
+
+    for candidate in member._candidates:
+        monkeypatch.setattr(candidate, "run", run_of(candidate.threads))
+    batches = [np.random.default_rng(i).uniform(0, 255, (6, 8, 8, 3)).astype(np.float32) for i in range(6)]
+    for batch in batches:
+        np.testing.assert_allclose(member.predict_batch(batch), network(batch).numpy(), rtol=1e-5, atol=1e-4)
+    # Two batches on each interpreter (sizing, then timed), then only the faster one.
+    fast = 3 - slow
+    assert calls == [2, 2, 1, 1, fast, fast] and member.threads == fast
+
+
+def test_compiled_member_with_one_usable_core_opens_one_single_threaded_interpreter(tmp_path, monkeypatch):
+    monkeypatch.setattr(compiled, "usable_cores", lambda: 1)
+    _, entry = _small_tflite(tmp_path)
+    member = compiled.CompiledMember(entry, str(tmp_path))
+    assert member.threads == 1 and len(member._candidates) == 1
+    monkeypatch.setattr(compiled, "usable_cores", lambda: 64)
+    assert [c.threads for c in compiled.CompiledMember(entry, str(tmp_path))._candidates] == [8, 1]
