@@ -9,9 +9,9 @@ import tensorflow as tf
 from PIL import Image
 from scipy import ndimage
 
-from codapack.data.corruption_layers import (RandomAmplitudeSwap, RandomBlobs, RandomChannelGain, RandomConvolution, RandomDefocusBlur, RandomJPEG,
-                                       RandomMotionBlur, RandomOneOf, RandomPixelation, RandomPixelNoise,
-                                       RandomSaltPepper, RandomSpeckleNoise)
+from codapack.data.corruption_layers import (RandomAmplitudeSwap, RandomBlobs, RandomChannelGain, RandomConvolution,
+                                             RandomDefocusBlur, RandomJPEG, RandomMotionBlur, RandomOneOf,
+                                             RandomPixelation, RandomPixelNoise, RandomSaltPepper, RandomSpeckleNoise)
 from codapack.data.corruption_layers.blur import per_image_convolution
 
 RNG = np.random.default_rng(0)
@@ -234,7 +234,8 @@ def test_bad_arguments_are_refused_the_keras_way(kwargs, message):
 
 
 def test_random_convolution_refuses_even_kernel_sizes():
-    with pytest.raises(ValueError, match="`kernel_sizes` should be odd sizes of at least 1. Received: kernel_sizes=\\(1, 4\\)"):
+    message = "`kernel_sizes` should be odd sizes of at least 1. Received: kernel_sizes=\\(1, 4\\)"
+    with pytest.raises(ValueError, match=message):
         RandomConvolution(kernel_sizes=(1, 4))
 
 

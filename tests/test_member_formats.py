@@ -200,8 +200,14 @@ def _small_tflite(tmp_path):
     return network, {"name": "m", "format": "tflite", "model": "m.tflite"}
 
 
-@pytest.mark.parametrize("slow", [1, 2])
-def test_compiled_member_keeps_the_faster_thread_count_and_predicts_every_batch_once(tmp_path, monkeypatch, slow):
+@pytest.mark.parametrize("slow, sizes, expected", [
+    (1, [6] * 6, [2, 2, 1, 1, 2, 2]),
+    (2, [6] * 6, [2, 2, 1, 1, 1, 1]),
+    # A batch of another size resizes the tensors, so it is not the one timed.
+    (1, [6, 3, 6, 6, 6, 6, 6], [2, 2, 2, 2, 1, 1, 2]),
+])
+def test_compiled_member_keeps_the_faster_thread_count_and_predicts_every_batch_once(tmp_path, monkeypatch, slow,
+                                                                                     sizes, expected):
     import time
 
     network, entry = _small_tflite(tmp_path)
@@ -219,12 +225,11 @@ def test_compiled_member_keeps_the_faster_thread_count_and_predicts_every_batch_
 
     for candidate in member._candidates:
         monkeypatch.setattr(candidate, "run", run_of(candidate.threads))
-    batches = [np.random.default_rng(i).uniform(0, 255, (6, 8, 8, 3)).astype(np.float32) for i in range(6)]
+    batches = [np.random.default_rng(i).uniform(0, 255, (n, 8, 8, 3)).astype(np.float32) for i, n in enumerate(sizes)]
     for batch in batches:
         np.testing.assert_allclose(member.predict_batch(batch), network(batch).numpy(), rtol=1e-5, atol=1e-4)
-    # Two batches on each interpreter (sizing, then timed), then only the faster one.
-    fast = 3 - slow
-    assert calls == [2, 2, 1, 1, fast, fast] and member.threads == fast
+    # Each interpreter sizes its tensors, then one batch of that size is timed; then only the faster one runs.
+    assert calls == expected and member.threads == 3 - slow
 
 
 def test_compiled_member_with_one_usable_core_opens_one_single_threaded_interpreter(tmp_path, monkeypatch):

@@ -69,13 +69,13 @@ class _Interpreter:
         self.calls = 0
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
-        self._batch = None
+        self.batch = None  # the batch size the tensors are sized for
 
     def run(self, images):
-        if len(images) != self._batch:  # tensors are sized per batch; the usual case reuses them
+        if len(images) != self.batch:  # tensors are sized per batch; the usual case reuses them
             self.interpreter.resize_tensor_input(self._input, list(images.shape))
             self.interpreter.allocate_tensors()
-            self._batch = len(images)
+            self.batch = len(images)
         self.interpreter.set_tensor(self._input, np.ascontiguousarray(images, dtype=np.float32))
         self.interpreter.invoke()
         self.calls += 1
@@ -91,8 +91,8 @@ class CompiledMember:
     96 px, 2 cores: 2,200 against 1,200 images/s). On cores something else keeps
     busy, TensorFlow 2.17's threads spin while they wait and ran 9x slower (56
     against 507 images/s), so only a measurement can tell. Each interpreter
-    predicts two real batches, the first sizing its tensors and the second timed,
-    then the slower one is closed: nothing is predicted twice.
+    predicts real batches, the first sizing its tensors and the next of the same
+    size timed, then the slower one is closed: nothing is predicted twice.
 
     Args:
         entry: the member's manifest entry (`name`, `weight`, `model`: the `.tflite` path).
@@ -123,7 +123,7 @@ class CompiledMember:
         if len(self._candidates) == 1:
             return self._candidates[0].run(images)
         candidate = self._candidates[len(self._seconds_per_image)]
-        timed = candidate.calls > 0
+        timed = candidate.calls > 0 and len(images) == candidate.batch  # not a call that resizes tensors
         started = time.perf_counter()
         out = candidate.run(images)
         if timed:

@@ -15,5 +15,6 @@ from codapack.data.corruption_layers.occlusion import RandomBlobs
 from codapack.data.corruption_layers.selection import RandomOneOf
 from codapack.data.corruption_layers.texture import RandomConvolution
 
-__all__ = ["ChannelShuffle", "RandomAmplitudeSwap", "RandomBlobs", "RandomChannelGain", "RandomConvolution", "RandomDefocusBlur", "RandomJPEG", "RandomMotionBlur",
-           "RandomOneOf", "RandomPixelNoise", "RandomPixelation", "RandomSaltPepper", "RandomSpeckleNoise"]
+__all__ = ["ChannelShuffle", "RandomAmplitudeSwap", "RandomBlobs", "RandomChannelGain", "RandomConvolution",
+           "RandomDefocusBlur", "RandomJPEG", "RandomMotionBlur", "RandomOneOf", "RandomPixelNoise", "RandomPixelation",
+           "RandomSaltPepper", "RandomSpeckleNoise"]
