@@ -66,7 +66,6 @@ class _Interpreter:
             warnings.filterwarnings("ignore", message=_MOVED_WARNING)
             self.interpreter = _interpreter_class()(model_path=path, num_threads=threads)
         self.threads = threads
-        self.calls = 0
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self.batch = None  # the batch size the tensors are sized for
@@ -78,7 +77,6 @@ class _Interpreter:
             self.batch = len(images)
         self.interpreter.set_tensor(self._input, np.ascontiguousarray(images, dtype=np.float32))
         self.interpreter.invoke()
-        self.calls += 1
         return self.interpreter.get_tensor(self._output).copy()
 
 
@@ -123,7 +121,7 @@ class CompiledMember:
         if len(self._candidates) == 1:
             return self._candidates[0].run(images)
         candidate = self._candidates[len(self._seconds_per_image)]
-        timed = candidate.calls > 0 and len(images) == candidate.batch  # not a call that resizes tensors
+        timed = len(images) == candidate.batch  # sized already: neither its first call nor a resizing one
         started = time.perf_counter()
         out = candidate.run(images)
         if timed:

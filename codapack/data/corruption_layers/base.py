@@ -25,12 +25,14 @@ class CorruptionLayer(keras.layers.Layer):
 
     def uniform(self, shape, low, high, draw=0, dtype=tf.float32):
         """Uniform draws; `draw` separates the ops of one layer (equal op seeds would repeat values)."""
-        seed = None if self.seed is None else self.seed * 131 + draw
-        return tf.random.uniform(shape, low, high, dtype=dtype, seed=seed)
+        return tf.random.uniform(shape, low, high, dtype=dtype, seed=self._op_seed(draw))
 
     def normal(self, shape, draw=0):
         """Standard normal draws, seeded like `uniform`."""
-        return tf.random.normal(shape, seed=None if self.seed is None else self.seed * 131 + draw)
+        return tf.random.normal(shape, seed=self._op_seed(draw))
+
+    def _op_seed(self, draw):
+        return None if self.seed is None else self.seed * 131 + draw
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -36,10 +36,9 @@ class RandomConvolution(CorruptionLayer):
         sizes = tf.constant(self.kernel_sizes, tf.float32)
         size = tf.gather(sizes, self.uniform((), 0, len(self.kernel_sizes), draw=0, dtype=tf.int32))
         offsets = tf.abs(tf.range(largest, dtype=tf.float32) - largest // 2)
-        inside = tf.cast(offsets[:, None] <= (size - 1) / 2, tf.float32) * tf.cast(offsets[None] <= (size - 1) / 2,
-                                                                                  tf.float32)
+        inside = tf.cast(offsets <= (size - 1) / 2, tf.float32)  # the drawn size, centred in the largest
         weights = self.normal((largest, largest, channels, channels), draw=1) / tf.sqrt(size * size * channels)
-        return weights * inside[..., None, None]
+        return weights * (inside[:, None] * inside[None])[..., None, None]
 
     def corrupt(self, images):
         n, channels = batch_size(images), images.shape[-1]
