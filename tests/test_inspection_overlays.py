@@ -15,10 +15,13 @@ from tests.contamination import Setting, contaminate, make_cells, precision_reca
 
 N, SIZE, CLASSES = 2000, 32, 8
 # Settings still short of the acceptance with the current detector, marked as expected
-# failures (not strict, so a better detector turns them into passes). None with the search's
-# default seed; with seeds 1 and 2 strong-blend (precision 0.93-0.98) and small-paste (recall
-# 0.91-0.975) fall short, so those two are borderline.
-SHORT = set()
+# failures (not strict, so a better detector turns them into passes). strong-blend passes with
+# OpenBLAS's Haswell and Zen kernels and fails with its AVX-512 one (SkylakeX): 24 clean images of
+# classes 4 and 6, a natural sub-population lying along one source's direction, join that source
+# (precision 0.83). Which side of the cut they fall on turns on rounding in the decompositions.
+# Across five data seeds and two kernels (`python bench/inspection_seeds.py`), strong-blend and
+# five-sources are the settings still short now and then; see README "Contaminants".
+SHORT = {"strong-blend"}
 
 SETTINGS = [
     Setting("photo-blend", ("photo",), 0.05, seed=1),
@@ -53,6 +56,8 @@ def test_contamination_found_with_precision_and_recall(cells, setting):
     images, labels, source = contaminate(*cells, CLASSES, setting)
     labels = labels.ravel()
     groups = overlay_groups(images, labels, CLASSES, min_size=10)
+    for group in groups:  # members that joined by a paste's pixels carry scores too
+        assert len(group.scores) == len(group.indices) and group.score == np.median(group.scores)
     precision, recall = precision_recall(_of_kind(groups, "overlay"), source >= 0)
     print(f"\n{setting.name}: {len(groups)} groups {[len(g.indices) for g in groups]}, "
           f"precision {precision:.3f}, recall {recall:.3f}")

@@ -31,6 +31,35 @@ def proposals(whitened, fit_rows, components, threshold, min_size, seed, covered
             if len(proposal) >= smallest:
                 yield proposal
     yield from neighbour_proposals(whitened, fit_rows, smallest, covered)
+    yield from direction_proposals(whitened, fit_rows, threshold, smallest, covered)
+
+
+def direction_proposals(whitened, fit_rows, threshold, smallest, covered):
+    """Each row's own direction, with the rows whose t-like score along it reaches `threshold`.
+
+    A strong blend attenuates the image under it, so its members' residuals are
+    small and the shared offset, capped by whitening, is not enough to make them
+    each other's nearest neighbours. Along one member's own direction the others
+    still stand out, since they carry the offset and little else.
+    """
+    rows = whitened[fit_rows] - whitened[fit_rows].mean(axis=0)
+    norms = np.einsum("ij,ij->i", rows, rows)
+    units = rows / np.sqrt(np.maximum(norms, 1e-12))[:, None]
+    counts = np.zeros(len(rows), dtype=int)
+    for start in range(0, len(rows), NEIGHBOUR_CHUNK):
+        counts[start:start + NEIGHBOUR_CHUNK] = (_row_z(units[start:start + NEIGHBOUR_CHUNK], rows, norms)
+                                                 >= threshold).sum(axis=1)
+    yield from _strongest_first(counts, smallest, fit_rows, covered,
+                                lambda row: np.flatnonzero(_row_z(units[row:row + 1], rows, norms)[0] >= threshold))
+
+
+def _row_z(units, rows, norms):
+    projection = units @ rows.T
+    rest = np.sqrt(np.maximum(norms[None] - projection ** 2, 1e-6) / max(rows.shape[1] - 1, 1))
+    t = projection / rest
+    median = np.median(t, axis=1, keepdims=True)
+    spread = 1.4826 * np.median(np.abs(t - median), axis=1, keepdims=True)
+    return (t - median) / np.maximum(spread, 1e-12)
 
 
 def neighbour_proposals(whitened, fit_rows, k, covered):
@@ -53,14 +82,23 @@ def neighbour_proposals(whitened, fit_rows, k, covered):
         top = np.argpartition(-similarity, k, axis=1)[:, :k]
         neighbours[start:start + len(top)] = top
         closeness[start:start + len(top)] = np.take_along_axis(similarity, top, axis=1).mean(axis=1)
-    z = robust_z(closeness)
-    proposed = np.zeros(len(rows), dtype=bool)
-    for row in np.argsort(-z)[:MAX_SEEDS]:
-        if z[row] < SEED_Z:
+    yield from _strongest_first(robust_z(closeness), SEED_Z, fit_rows, covered,
+                                lambda row: np.append(neighbours[row], row))
+
+
+def _strongest_first(strength, weakest, fit_rows, covered, members_of):
+    """Proposals `members_of(row)` from seed rows, strongest first down to `weakest`.
+
+    A row already in a proposal, or in an admitted group (`covered`, over all
+    rows, updated by the caller between proposals), seeds none.
+    """
+    proposed = np.zeros(len(strength), dtype=bool)
+    for row in np.argsort(-strength)[:MAX_SEEDS]:
+        if strength[row] < weakest:
             break
         if proposed[row] or covered[fit_rows[row]]:
             continue
-        members = np.append(neighbours[row], row)
+        members = members_of(row)
         proposed[members] = True
         yield fit_rows[np.sort(members)]
 
