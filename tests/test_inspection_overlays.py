@@ -20,7 +20,8 @@ N, SIZE, CLASSES = 2000, 32, 8
 # classes 4 and 6, a natural sub-population lying along one source's direction, join that source
 # (precision 0.83). Which side of the cut they fall on turns on rounding in the decompositions.
 # Across five data seeds and two kernels (`python bench/inspection_seeds.py`), strong-blend and
-# five-sources are the settings still short now and then; see README "Contaminants".
+# five-sources are the settings still short now and then; see the README's "Inspecting and
+# cleaning the data".
 SHORT = {"strong-blend"}
 
 SETTINGS = [
