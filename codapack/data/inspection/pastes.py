@@ -7,8 +7,8 @@ the weakest members there. A paste is sharper than a direction: every member
 carries the same pixels in the same place, while under a blend the cell still
 shows through and differs from image to image. Where a group's members agree on
 a region far more closely than images agree in general, that region decides:
-a member whose pixels there do not match the others' is not one, and an image outside the group whose pixels there
-match is one.
+a member whose pixels there do not match the others' is not one, and an image
+outside the group whose pixels there match is one.
 """
 
 import numpy as np

@@ -54,6 +54,7 @@ def direction_proposals(whitened, fit_rows, threshold, smallest, covered):
 
 
 def _row_z(units, rows, norms):
+    """Robust z-scores of every row's t-like score (as `overlays._t_scores`) along each unit direction."""
     projection = units @ rows.T
     rest = np.sqrt(np.maximum(norms[None] - projection ** 2, 1e-6) / max(rows.shape[1] - 1, 1))
     t = projection / rest
