@@ -51,7 +51,7 @@ import numpy as np
 from codapack.data.inspection.features import class_residuals
 from codapack.data.inspection.outliers import Group, label_association
 from codapack.data.inspection.pastes import paste_members, pixel_spread
-from codapack.data.inspection.proposals import COMPONENTS, proposals, robust_z, whiten
+from codapack.data.inspection.proposals import COMPONENTS, proposals, robust_z, t_ratio, whiten
 
 DEFAULT_THRESHOLD = 6.0
 # A group's median member z must reach this times the threshold: refined natural
@@ -236,9 +236,7 @@ def _t_scores(whitened, norms, direction):
     taken for a member because part of that distance happens to lie along the
     direction.
     """
-    projection = whitened @ (direction / max(np.linalg.norm(direction), 1e-12))
-    rest = np.sqrt(np.maximum(norms - projection ** 2, 1e-6) / max(whitened.shape[1] - 1, 1))
-    return projection / rest
+    return t_ratio(whitened @ (direction / max(np.linalg.norm(direction), 1e-12)), norms, whitened.shape[1])
 
 
 def _admitted(overlay, z, threshold, min_size):

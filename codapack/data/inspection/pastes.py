@@ -24,8 +24,7 @@ def pixel_spread(images, seed=0):
     """Robust spread of each pixel over the images (a sample of them), channels averaged, (H, W)."""
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(images), min(SPREAD_SAMPLE, len(images)), replace=False))
-    sample = np.asarray(images[rows], dtype=np.float32)
-    return np.maximum(_median_deviation(sample), QUANTUM)
+    return np.maximum(_median_and_deviation(np.asarray(images[rows], dtype=np.float32))[1], QUANTUM)
 
 
 def pasted_region(images, members, spread):
@@ -36,9 +35,7 @@ def pasted_region(images, members, spread):
         members: indices of one group's members.
         spread: `pixel_spread` of the images.
     """
-    agreement = np.maximum(_median_deviation(np.asarray(images[members], dtype=np.float32)), QUANTUM)
-    region = agreement <= AGREEMENT * spread + QUANTUM
-    return region if region.mean() >= MIN_REGION else None
+    return _region_and_reference(images, members, spread)[0]
 
 
 def paste_members(images, members, spread, chunk=1024):
@@ -54,10 +51,10 @@ def paste_members(images, members, spread, chunk=1024):
         spread: `pixel_spread` of the images.
         chunk: images compared at a time.
     """
-    region = pasted_region(images, members, spread)
+    region, median = _region_and_reference(images, members, spread)
     if region is None:
         return None
-    reference = np.median(np.asarray(images[members], dtype=np.float32), axis=0)[region]
+    reference = median[region]
     limit = MATCH * np.median(spread[region])
     matched = []
     for start in range(0, len(images), chunk):
@@ -67,7 +64,14 @@ def paste_members(images, members, spread, chunk=1024):
     return np.concatenate(matched), region
 
 
-def _median_deviation(stack):
-    """Per pixel, 1.4826 times the median absolute deviation over the first axis, channels averaged."""
+def _region_and_reference(images, members, spread):
+    """(the pasted region or None, the members' median image), from one pass over the members."""
+    median, deviation = _median_and_deviation(np.asarray(images[members], dtype=np.float32))
+    region = np.maximum(deviation, QUANTUM) <= AGREEMENT * spread + QUANTUM
+    return (region if region.mean() >= MIN_REGION else None), median
+
+
+def _median_and_deviation(stack):
+    """Per pixel, the median over the first axis, and 1.4826 times the median absolute deviation, channels averaged."""
     median = np.median(stack, axis=0)
-    return 1.4826 * np.median(np.abs(stack - median), axis=0).mean(axis=-1)
+    return median, 1.4826 * np.median(np.abs(stack - median), axis=0).mean(axis=-1)

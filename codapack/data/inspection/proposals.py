@@ -54,13 +54,19 @@ def direction_proposals(whitened, fit_rows, threshold, smallest, covered):
 
 
 def _row_z(units, rows, norms):
-    """Robust z-scores of every row's t-like score (as `overlays._t_scores`) along each unit direction."""
-    projection = units @ rows.T
-    rest = np.sqrt(np.maximum(norms[None] - projection ** 2, 1e-6) / max(rows.shape[1] - 1, 1))
-    t = projection / rest
-    median = np.median(t, axis=1, keepdims=True)
-    spread = 1.4826 * np.median(np.abs(t - median), axis=1, keepdims=True)
-    return (t - median) / np.maximum(spread, 1e-12)
+    """Robust z-scores over the rows of their t-like scores along each unit direction, one line per direction."""
+    return robust_z(t_ratio(units @ rows.T, norms, rows.shape[1]), axis=1)
+
+
+def t_ratio(projection, norms, dims):
+    """A row's projection on a unit direction over the root mean square of the rest of the row.
+
+    Args:
+        projection: projections of the rows (last axis) on unit directions.
+        norms: the rows' squared norms.
+        dims: the rows' dimension.
+    """
+    return projection / np.sqrt(np.maximum(norms - projection ** 2, 1e-6) / max(dims - 1, 1))
 
 
 def neighbour_proposals(whitened, fit_rows, k, covered):
@@ -104,11 +110,15 @@ def _strongest_first(strength, weakest, fit_rows, covered, members_of):
         yield fit_rows[np.sort(members)]
 
 
-def robust_z(values):
-    """(values - median) / (1.4826 * MAD): a z-score that the outliers themselves do not inflate."""
-    median = np.median(values)
-    spread = 1.4826 * np.median(np.abs(values - median))
-    return (values - median) / max(spread, 1e-12)
+def robust_z(values, axis=None):
+    """(values - median) / (1.4826 * MAD): a z-score that the outliers themselves do not inflate.
+
+    With `axis`, each line along it gets its own median and MAD.
+    """
+    keep = axis is not None
+    median = np.median(values, axis=axis, keepdims=keep)
+    spread = 1.4826 * np.median(np.abs(values - median), axis=axis, keepdims=keep)
+    return (values - median) / np.maximum(spread, 1e-12)
 
 
 def whiten(residuals, seed):
