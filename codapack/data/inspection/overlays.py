@@ -8,7 +8,7 @@ pixel's robust spread (`features.class_residuals`). The residuals are then
 whitened on their leading principal components, so that natural variation has
 unit spread in every direction.
 
-Search, in four steps:
+Search, in five steps:
 1. Proposals: independent component analysis of the leading whitened
    components. A source is a sparse, strongly non-Gaussian direction; the
    images whose robust z-score along one component reaches `threshold` are a
@@ -36,7 +36,11 @@ Search, in four steps:
    its many members above it (`FAINT_MARGIN`, `VALLEY_FACTOR`). Its weakest
    members fall just below the threshold, so its cut is lowered for as long as
    the bulk, seen on the mirror side of zero, barely reaches it (`_mirror_cut`).
-4. Pastes (`pastes.py`): where a group's members agree pixel for pixel over a
+4. Signature (`signature.py`): membership is decided again along the part
+   of the group's pattern that lies outside the principal subspace of the
+   images outside it, which no natural variation reaches. Natural
+   look-alikes of part of the picture leave; carriers the search missed join.
+5. Pastes (`pastes.py`): where a group's members agree pixel for pixel over a
    region, the region's pixels decide membership, both ways.
 
 Groups whose labels are more one-class than `max_association` are kept apart
@@ -52,6 +56,7 @@ from codapack.data.inspection.features import class_residuals
 from codapack.data.inspection.outliers import Group, label_association
 from codapack.data.inspection.pastes import paste_members, pixel_spread
 from codapack.data.inspection.proposals import COMPONENTS, proposals, robust_z, t_ratio, whiten
+from codapack.data.inspection.signature import signature_members
 
 DEFAULT_THRESHOLD = 6.0
 # A group's median member z must reach this times the threshold: refined natural
@@ -78,7 +83,9 @@ class Overlay:
 
     Args:
         indices: sorted member indices.
-        scores: each member's robust z-score along the group's direction.
+        scores: each member's robust z-score along the group's direction
+            (below `cut` for members that joined by the group's signature or
+            a paste's pixels).
         score: the group's score, the median of `scores`.
         cut: the z-score that admitted members: the threshold, higher where the
             rest's tail reaches past it (`_cut_level`), lower for a faint source
@@ -131,7 +138,8 @@ def overlay_groups(images, labels, num_classes, *, threshold=DEFAULT_THRESHOLD, 
         top_class = int(np.bincount(labels[overlay.indices]).argmax())
         why = (f"a picture laid over {len(overlay.indices)} images: cross-fitted robust z-score >= {overlay.cut:g} "
                f"along the group's direction in the whitened class residuals, median {overlay.score:.1f} "
-               f"(groups need {GROUP_MARGIN * threshold:g}, apart from the tail of the rest)")
+               f"(groups need {GROUP_MARGIN * threshold:g}, apart from the tail of the rest); every member carries "
+               "the part of that pattern which the other images never show")
         if overlay.pasted is not None:
             why += (f"; a paste: members match one another pixel for pixel over {overlay.pasted:.0%} of the image, "
                     "and that match decided membership")
@@ -173,9 +181,57 @@ def find_overlays(residuals, *, threshold=DEFAULT_THRESHOLD, min_size=20, compon
             admitted.append(overlay)
             covered[overlay.indices] = True
     found = _disjoint(sorted(admitted, key=lambda c: -c.score), min_size)
+    found = _by_signature(residuals, space, found, threshold, min_size, rng, seed)
     for overlay in found:
-        overlay.everyone = robust_z(_t_scores(whitened, space[1], whitened[overlay.indices].mean(axis=0) - space[2]))
+        overlay.everyone = _everyone(space, overlay.indices)
     return found
+
+
+def _everyone(space, members):
+    """Every image's robust z-score along the members' direction (not cross-fitted)."""
+    whitened, norms, centre = space
+    return robust_z(_t_scores(whitened, norms, whitened[members].mean(axis=0) - centre))
+
+
+def _by_signature(residuals, space, found, threshold, min_size, rng, seed):
+    """Membership of each group decided again by its signature (`signature.py`), disjoint, by decreasing size.
+
+    The images in no group stand for natural variation. Members that join by
+    the signature take their score along the group's direction. Members that
+    leave, when they are `min_size` or more, are refined and admitted as a
+    group of their own: a group the search grew over two sources (two full
+    pastes share the missing cell) leaves the second one behind, which is a
+    group; natural look-alikes are refined into their sub-population, which
+    admission turns down. Such a second group is not split again.
+    """
+    grouped = np.zeros(len(residuals), dtype=bool)
+    for overlay in found:
+        grouped[overlay.indices] = True
+    queue = [(overlay, True) for overlay in found]
+    decided = []
+    while queue:
+        overlay, may_split = queue.pop(0)
+        own = np.zeros(len(residuals), dtype=bool)
+        own[overlay.indices] = True
+        everyone = _everyone(space, overlay.indices)
+        carrying, _ = signature_members(residuals, overlay.indices, threshold, claimed=np.flatnonzero(grouped & ~own),
+                                        suspects=np.flatnonzero(~own & (everyone >= threshold / 2)), seed=seed)
+        left = np.setdiff1d(overlay.indices, carrying)
+        known = dict(zip(overlay.indices.tolist(), overlay.scores))
+        scores = np.array([known.get(i, everyone[i]) for i in carrying.tolist()])
+        grouped[overlay.indices] = False
+        if len(carrying) >= min_size:
+            grouped[carrying] = True
+            decided.append(Overlay(carrying, scores, float(np.median(scores)), overlay.cut))
+        if may_split and len(left) >= min_size:
+            second = _admitted(*_refined(space, left, threshold, rng), threshold, min_size)
+            if second is not None:
+                free = ~grouped[second.indices]  # images another group holds stay there
+                second.indices, second.scores = second.indices[free], second.scores[free]
+                if len(second.indices) >= min_size:
+                    grouped[second.indices] = True
+                    queue.append((second, False))
+    return _disjoint(sorted(decided, key=lambda c: -c.score), min_size)
 
 
 def _sharpen_pastes(images, found, seed):
